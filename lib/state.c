@@ -1,0 +1,282 @@
+/* Durable records: every write is temp+fsync+rename+fsync(dir), so a crash leaves old or new. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "state.h"
+
+char *md_strdup_printf(const char *fmt, ...)
+{
+	char *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return s;
+}
+
+char *md_path_join(const char *a, const char *b)
+{
+	size_t la = strlen(a);
+
+	while (*b == '/')
+		b++;
+	if (la && a[la - 1] == '/')
+		return md_strdup_printf("%s%s", a, b);
+	return md_strdup_printf("%s/%s", a, b);
+}
+
+static int pick(char **out, const char *root, const char *sub, const char *env, const char *def, md_err **err)
+{
+	const char *e = getenv(env);
+
+	if (root)
+		*out = md_path_join(root, sub);
+	else if (e && *e) {
+		if (e[0] != '/')
+			return md_usage(err, "%s `%s`: must be an absolute path", env, e);
+		*out = strdup(e);
+	} else
+		*out = strdup(def);
+	return 0;
+}
+
+int md_paths_init(struct md_paths *p, const char *root, md_err **err)
+{
+	memset(p, 0, sizeof(*p));
+	if (root == NULL) {
+		const char *e = getenv("UNKEY_METALD_ROOT");
+		if (e && *e)
+			root = e;
+	}
+	if (root && root[0] != '/')
+		return md_usage(err, "root `%s`: must be an absolute path", root);
+	if (pick(&p->data_dir, root, "data", "UNKEY_METALD_DATA_DIR", "/var/lib/metald", err) < 0 ||
+	    pick(&p->run_dir, root, "run", "UNKEY_METALD_RUN_DIR", "/run/metald", err) < 0 ||
+	    pick(&p->chroot_dir, root, "jail", "UNKEY_METALD_JAILER_CHROOT_DIR", "/srv/jailer", err) < 0 ||
+	    pick(&p->netns_dir, root, "netns", "UNKEY_METALD_NETNS_DIR", "/run/netns", err) < 0) {
+		md_paths_free(p);
+		return -1;
+	}
+	return 0;
+}
+
+void md_paths_free(struct md_paths *p)
+{
+	free(p->data_dir);
+	free(p->run_dir);
+	free(p->chroot_dir);
+	free(p->netns_dir);
+	memset(p, 0, sizeof(*p));
+}
+
+int md_mkdir_p(const char *path, mode_t mode, md_err **err)
+{
+	_cleanup_free_ char *dup = strdup(path);
+	char *p;
+
+	if (dup == NULL)
+		return md_fail(err, ENOMEM, "mkdir `%s`", path);
+	for (p = dup + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dup, mode) < 0 && errno != EEXIST)
+			return md_fail(err, errno, "mkdir `%s`", dup);
+		*p = '/';
+	}
+	if (mkdir(dup, mode) < 0 && errno != EEXIST)
+		return md_fail(err, errno, "mkdir `%s`", dup);
+	return 0;
+}
+
+int md_fsync_dir(const char *dir, md_err **err)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return md_fail(err, errno, "open `%s`", dir);
+	if (fsync(fd) < 0)
+		return md_fail(err, errno, "fsync `%s`", dir);
+	return 0;
+}
+
+int md_write_atomic(const char *path, const void *data, size_t len, mode_t mode, md_err **err)
+{
+	_cleanup_free_ char *tmp = md_strdup_printf("%s.tmp.XXXXXX", path);
+	_cleanup_free_ char *dirc = strdup(path);
+	_cleanup_close_ int fd = -1;
+	const char *p = data;
+	size_t left = len;
+
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return md_fail(err, errno, "write `%s`: create temporary file", path);
+	while (left) {
+		ssize_t n = write(fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			unlink(tmp);
+			return md_fail(err, e, "write `%s`", path);
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return md_fail(err, e, "write `%s`: fsync", path);
+	}
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return md_fail(err, e, "write `%s`: rename", path);
+	}
+	return md_fsync_dir(dirname(dirc), err);
+}
+
+int md_json_write_atomic(const char *path, json_t *v, mode_t mode, md_err **err)
+{
+	_cleanup_free_ char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	_cleanup_free_ char *line = NULL;
+
+	if (s == NULL)
+		return md_fail(err, ENOMEM, "write `%s`: encode JSON", path);
+	line = md_strdup_printf("%s\n", s);
+	return md_write_atomic(path, line, strlen(line), mode, err);
+}
+
+int md_read_file(const char *path, char **data, size_t *len, md_err **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return md_err_set(err, MD_EXIT_NOTFOUND, ENOENT, "read `%s`", path);
+		return md_fail(err, errno, "read `%s`", path);
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (cap - n < 4096) {
+			char *nb = realloc(buf, cap ? cap * 2 : 8192);
+			if (nb == NULL) {
+				free(buf);
+				return md_fail(err, ENOMEM, "read `%s`", path);
+			}
+			buf = nb;
+			cap = cap ? cap * 2 : 8192;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			return md_fail(err, e, "read `%s`", path);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*data = buf;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+int md_json_read(const char *path, json_t **out, md_err **err)
+{
+	_cleanup_free_ char *s = NULL;
+	json_error_t je;
+	size_t len;
+
+	if (md_read_file(path, &s, &len, err) < 0)
+		return -1;
+	*out = json_loadb(s, len, JSON_REJECT_DUPLICATES, &je);
+	if (*out == NULL)
+		return md_usage(err, "`%s`: invalid JSON at line %d column %d: %s", path, je.line, je.column,
+				je.text);
+	return 0;
+}
+
+uint64_t md_now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t md_now_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void md_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ULL), .tv_nsec = (long)(ns % 1000000000ULL) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int md_lock(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	uint64_t deadline, wait = 1000000; /* 1 ms, doubling to 50 ms */
+
+	if (fd < 0)
+		return md_fail(err, errno, "lock `%s`", path);
+	deadline = md_now_mono_ns() + timeout_ns;
+	for (;;) {
+		if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+			return steal_fd(&fd);
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return md_fail(err, errno, "lock `%s`", path);
+		if (md_now_mono_ns() >= deadline)
+			return md_conflict(err, "`%s` is locked by another process", path);
+		md_sleep_ns(wait);
+		if (wait < 50000000)
+			wait *= 2;
+	}
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int md_rm_rf(const char *path, md_err **err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : md_fail(err, errno, "remove `%s`", path);
+	if (nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+		return md_fail(err, errno, "remove `%s`", path);
+	return 0;
+}
