@@ -1,0 +1,1428 @@
+/* The orchestrator. Order of a VM's life: record (phase "creating") -> uid -> disks -> network
+ * -> record complete; boot: jail + VMM under a keeper -> VMM API start -> RUNNING + meter target.
+ * Every step is undone when a later one fails; `reconcile` finishes or undoes what a crash left. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "ids.h"
+#include "log.h"
+#include "parse.h"
+#include "proc.h"
+#include "vm-keeper.h"
+#include "vm.h"
+
+#define LOG_MAX (1024 * 1024)
+
+/* Test-only fault hook: METALD_FAULT=vm-<verb>:<step> kills this process at that step, so tests
+ * can prove that reconcile recovers from a crash anywhere. */
+static void fault_point(const char *verb, const char *step)
+{
+	const char *f = getenv("METALD_FAULT");
+	char want[128];
+
+	if (f == NULL)
+		return;
+	snprintf(want, sizeof(want), "vm-%s:%s", verb, step);
+	if (strcmp(f, want) == 0)
+		raise(SIGKILL);
+}
+
+/* ---- argv building and running the sibling programs ---- */
+
+struct argv_b {
+	char **v;
+	size_t n, cap;
+};
+
+static void av_add(struct argv_b *a, const char *s)
+{
+	if (a->n + 2 > a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 32;
+		a->v = realloc(a->v, a->cap * sizeof(char *));
+		if (a->v == NULL)
+			abort();
+	}
+	a->v[a->n++] = strdup(s);
+	a->v[a->n] = NULL;
+}
+
+static void av_addf(struct argv_b *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void av_addf(struct argv_b *a, const char *fmt, ...)
+{
+	char *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	av_add(a, s);
+	free(s);
+}
+
+static void av_free(struct argv_b *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}
+
+static void av_prog(struct md_vm_ctx *c, struct argv_b *a, const char *name, bool with_root)
+{
+	_cleanup_free_ char *p = c->bindir ? md_path_join(c->bindir, name) : NULL;
+
+	av_add(a, p && access(p, X_OK) == 0 ? p : name);
+	if (with_root && c->root) {
+		av_add(a, "--root");
+		av_add(a, c->root);
+	}
+}
+
+/* The last non-empty line of a program's stderr, for the error message. */
+static char *last_line(const char *s)
+{
+	const char *end = s + strlen(s), *start;
+
+	while (end > s && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	start = end;
+	while (start > s && start[-1] != '\n')
+		start--;
+	return strndup(start, (size_t)(end - start));
+}
+
+/* Run a program; on a non-zero status fail with its class (2,3,4,5,124 kept, else 1) and its last
+ * stderr line. With out != NULL, stdout must be one JSON value. */
+static int run_tool(struct argv_b *a, uint64_t timeout_ns, json_t **out, md_err **err)
+{
+	struct md_run_result r;
+	json_error_t je;
+
+	md_debug("run: %s ...", a->v[0]);
+	if (md_run(a->v, timeout_ns, &r, err) < 0)
+		return -1;
+	if (r.status != 0) {
+		_cleanup_free_ char *line = last_line(r.errout);
+		int code = r.status;
+
+		if (code != MD_EXIT_USAGE && code != MD_EXIT_NOTFOUND && code != MD_EXIT_CONFLICT &&
+		    code != MD_EXIT_MISSING && code != MD_EXIT_TIMEOUT)
+			code = MD_EXIT_FAIL;
+		md_err_set(err, code, 0, "%s", *line ? line : "failed without a message");
+		md_run_result_free(&r);
+		return -1;
+	}
+	if (out) {
+		*out = json_loads(r.out, JSON_DISABLE_EOF_CHECK, &je);
+		if (*out == NULL) {
+			md_run_result_free(&r);
+			return md_fail(err, 0, "`%s` printed no JSON: %s", a->v[0], je.text);
+		}
+	}
+	md_run_result_free(&r);
+	return 0;
+}
+
+/* ---- context ---- */
+
+int md_vm_ctx_init(struct md_vm_ctx *c, const char *root, md_err **err)
+{
+	memset(c, 0, sizeof(*c));
+	if (md_paths_init(&c->paths, root, err) < 0)
+		return -1;
+	c->root = root ? root : getenv("UNKEY_METALD_ROOT");
+	if (c->root && !*c->root)
+		c->root = NULL;
+	c->bindir = md_self_dir();
+	c->lock_timeout_ns = 30ULL * 1000000000ULL;
+	return 0;
+}
+
+void md_vm_ctx_free(struct md_vm_ctx *c)
+{
+	md_paths_free(&c->paths);
+	free(c->bindir);
+}
+
+/* ---- small record helpers ---- */
+
+static const char *rec_str(json_t *rec, const char *key)
+{
+	return json_string_value(json_object_get(rec, key));
+}
+
+static json_int_t rec_int(json_t *rec, const char *key)
+{
+	return json_integer_value(json_object_get(rec, key));
+}
+
+static enum md_vm_state rec_state(json_t *rec)
+{
+	enum md_vm_state s = MD_VM_CREATED;
+	const char *n = rec_str(rec, "state");
+
+	if (n)
+		md_vm_state_parse(n, &s);
+	return s;
+}
+
+static void rec_set_state(json_t *rec, enum md_vm_state s, const char *reason)
+{
+	json_object_set_new(rec, "state", json_string(md_vm_state_name(s)));
+	json_object_set_new(rec, "reason", reason ? json_string(reason) : json_null());
+}
+
+static int wrong_state(const char *id, json_t *rec, const char *verb, md_err **err)
+{
+	return md_conflict(err, "cannot %s vm `%s`: it is %s", verb, id, md_vm_state_name(rec_state(rec)));
+}
+
+static char *meter_target_path(struct md_vm_ctx *c, const char *id)
+{
+	return md_strdup_printf("%s/meter/%s.json", c->paths.run_dir, id);
+}
+
+static const char *vmm_exec_name(json_t *rec)
+{
+	return !strcmp(rec_str(rec, "vmm"), "firecracker") ? "firecracker" : "qemu-system-x86_64";
+}
+
+static char *vmm_binary(const char *vmm)
+{
+	const char *e;
+
+	if (!strcmp(vmm, "firecracker")) {
+		e = getenv("UNKEY_METALD_FIRECRACKER_BIN");
+		return strdup(e && *e ? e : "/usr/bin/firecracker");
+	}
+	e = getenv("UNKEY_METALD_QEMU_BIN");
+	return strdup(e && *e ? e : "/usr/bin/qemu-system-x86_64");
+}
+
+/* The VMM process died on its own: make the record say so (SHUTDOWN with the reason). Returns
+ * true when the record changed. */
+static bool refresh(struct md_vm_ctx *c, const char *id, json_t *rec)
+{
+	enum md_vm_state s = rec_state(rec);
+	_cleanup_free_ char *exitf = md_vmrec_file(&c->paths, id, "exit.json");
+	json_t *ex = NULL;
+	char reason[512];
+
+	if (s != MD_VM_RUNNING && s != MD_VM_PAUSED)
+		return false;
+	if (md_proc_alive((pid_t)rec_int(rec, "pid"), (uint64_t)rec_int(rec, "pid_start")))
+		return false;
+	/* the keeper writes exit.json right after reaping; give it a moment */
+	for (int i = 0; i < 20 && access(exitf, F_OK) < 0; i++)
+		md_sleep_ns(10000000);
+	if (md_json_read(exitf, &ex, NULL) == 0) {
+		snprintf(reason, sizeof(reason), "%s", rec_str(ex, "reason") ? rec_str(ex, "reason") : "the VMM ended");
+		json_object_set(rec, "exit", ex);
+		json_decref(ex);
+	} else {
+		snprintf(reason, sizeof(reason), "the VMM process %lld is gone (its exit was not observed)",
+			 (long long)rec_int(rec, "pid"));
+	}
+	rec_set_state(rec, MD_VM_SHUTDOWN, reason);
+	json_object_set_new(rec, "pid", json_null());
+	{
+		_cleanup_free_ char *t = meter_target_path(c, id);
+		unlink(t);
+	}
+	return true;
+}
+
+/* Lock, load and refresh one VM's record. */
+static int open_vm(struct md_vm_ctx *c, const char *id, int *lockfd, json_t **rec, md_err **err)
+{
+	if (md_id_check(id, "vm id", err) < 0)
+		return -1;
+	*lockfd = md_vmrec_lock(&c->paths, id, c->lock_timeout_ns, err);
+	if (*lockfd < 0)
+		return -1;
+	if (md_vmrec_load(&c->paths, id, rec, err) < 0) {
+		close(*lockfd);
+		return -1;
+	}
+	if (refresh(c, id, *rec))
+		md_vmrec_save(&c->paths, id, *rec, NULL);
+	return 0;
+}
+
+/* ---- uid/gid allocation ---- */
+
+static int uid_range(uint64_t *lo, uint64_t *hi, md_err **err)
+{
+	const char *r = getenv("UNKEY_METALD_JAILER_UID_RANGE");
+	char a[32], b[32];
+	const char *dash;
+
+	*lo = 900000;
+	*hi = 999999;
+	if (r == NULL || *r == '\0')
+		return 0;
+	dash = strchr(r, '-');
+	if (dash == NULL || (size_t)(dash - r) >= sizeof(a) || strlen(dash + 1) >= sizeof(b))
+		return md_usage(err, "UNKEY_METALD_JAILER_UID_RANGE `%s`: must be FIRST-LAST", r);
+	snprintf(a, sizeof(a), "%.*s", (int)(dash - r), r);
+	snprintf(b, sizeof(b), "%s", dash + 1);
+	if (md_parse_u64(a, 1, 4294967294ULL, lo, err) < 0 || md_parse_u64(b, 1, 4294967294ULL, hi, err) < 0)
+		return md_err_wrap(err, "UNKEY_METALD_JAILER_UID_RANGE");
+	if (*hi < *lo)
+		return md_usage(err, "UNKEY_METALD_JAILER_UID_RANGE `%s`: LAST is below FIRST", r);
+	return 0;
+}
+
+/* The lowest uid of the range that no record holds. Called under the allocation lock. */
+static int alloc_uid(struct md_vm_ctx *c, uint64_t *uid, md_err **err)
+{
+	uint64_t lo, hi;
+	char **ids = NULL;
+	size_t n = 0;
+	uint8_t *used;
+	int r = -1;
+
+	if (uid_range(&lo, &hi, err) < 0 || md_vmrec_list(&c->paths, &ids, &n, err) < 0)
+		return -1;
+	used = calloc(n + 1, 1);
+	for (size_t i = 0; i < n; i++) {
+		json_t *rec = NULL;
+
+		if (md_vmrec_load(&c->paths, ids[i], &rec, NULL) == 0) {
+			json_int_t u = rec_int(rec, "uid");
+			if ((uint64_t)u >= lo && (uint64_t)u - lo < n + 1)
+				used[u - (json_int_t)lo] = 1;
+			json_decref(rec);
+		}
+		free(ids[i]);
+	}
+	free(ids);
+	for (uint64_t k = 0; k <= n && lo + k <= hi; k++) {
+		if (!used[k]) {
+			*uid = lo + k;
+			r = 0;
+			break;
+		}
+	}
+	free(used);
+	if (r < 0)
+		md_fail(err, 0, "no free uid left in UNKEY_METALD_JAILER_UID_RANGE %llu-%llu", (unsigned long long)lo,
+			(unsigned long long)hi);
+	return r;
+}
+
+/* ---- VMM choice ---- */
+
+static int choose_vmm(const char *flag, char **out, md_err **err)
+{
+	const char *v = flag ? flag : getenv("UNKEY_METALD_BACKEND");
+
+	if (v && *v) {
+		if (strcmp(v, "qemu") && strcmp(v, "firecracker"))
+			return md_usage(err, "vmm `%s`: must be firecracker or qemu", v);
+		*out = strdup(v);
+		return 0;
+	}
+	/* auto: Firecracker when it is installed and KVM works, else QEMU (which can fall back to TCG) */
+	{
+		_cleanup_free_ char *fc = vmm_binary("firecracker");
+		int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+		if (kvm >= 0)
+			close(kvm);
+		*out = strdup(access(fc, X_OK) == 0 && kvm >= 0 ? "firecracker" : "qemu");
+	}
+	return 0;
+}
+
+/* ---- create ---- */
+
+static void undo_create(struct md_vm_ctx *c, const char *id, bool net_made)
+{
+	_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
+	md_err *e = NULL;
+
+	if (net_made) {
+		struct argv_b a = { 0 };
+		av_prog(c, &a, "metald-net", true);
+		av_add(&a, "delete");
+		av_add(&a, "--id");
+		av_add(&a, id);
+		if (run_tool(&a, 60ULL * 1000000000ULL, NULL, &e) < 0) {
+			md_warn("undo create `%s`: network: %s", id, e->msg);
+			md_err_free(&e);
+		}
+		av_free(&a);
+	}
+	if (md_rm_rf(dir, &e) < 0) {
+		md_warn("undo create `%s`: %s", id, e->msg);
+		md_err_free(&e);
+	}
+}
+
+/* A writable disk gets a private copy (reflink where the filesystem can), so a shared base image
+ * is never modified by a guest; read-only disks are used in place. */
+static int private_copy(const char *src, const char *dst, md_err **err)
+{
+	struct argv_b a = { 0 };
+	int r;
+
+	av_add(&a, "cp");
+	av_add(&a, "--reflink=auto");
+	av_add(&a, "--sparse=always");
+	av_add(&a, "--");
+	av_add(&a, src);
+	av_add(&a, dst);
+	r = run_tool(&a, 600ULL * 1000000000ULL, NULL, err);
+	av_free(&a);
+	return r < 0 ? md_err_wrap(err, "copy disk `%s`", src) : 0;
+}
+
+int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct md_vm_create_opts *o,
+		 json_t **out, md_err **err)
+{
+	char idbuf[32];
+	const char *id = o->id ? o->id : cfg0->vm_id;
+	const char *tenant, *customer;
+	_cleanup_free_ char *vmm = NULL, *dir = NULL, *allocl = NULL, *netf = NULL;
+	_cleanup_json_ json_t *rec = NULL, *cfgj = NULL, *net = NULL;
+	_cleanup_close_ int lockfd = -1;
+	struct md_config *cfg = NULL;
+	uint64_t uid = 0;
+	bool net_made = false;
+	struct stat st;
+
+	if (id == NULL) {
+		if (md_id_generate(idbuf, sizeof(idbuf), err) < 0)
+			return -1;
+		id = idbuf;
+	}
+	if (md_id_check(id, "vm id", err) < 0)
+		return -1;
+	customer = cfg0->customer_id ? cfg0->customer_id : md_map_get(&cfg0->metadata, "customer_id");
+	tenant = o->tenant ? o->tenant : md_map_get(&cfg0->metadata, "tenant_id");
+	if (tenant == NULL)
+		tenant = customer ? customer : "default";
+	if (customer == NULL)
+		customer = tenant;
+	if (md_id_check(tenant, "tenant", err) < 0)
+		return -1;
+	if (choose_vmm(o->vmm, &vmm, err) < 0)
+		return -1;
+	/* fail before anything is made when the files are not there */
+	if (stat(cfg0->boot.kernel_path, &st) < 0)
+		return md_notfound(err, "kernel `%s`: %s", cfg0->boot.kernel_path, strerror(errno));
+	if (cfg0->boot.initrd_path && stat(cfg0->boot.initrd_path, &st) < 0)
+		return md_notfound(err, "initrd `%s`: %s", cfg0->boot.initrd_path, strerror(errno));
+	for (size_t i = 0; i < cfg0->n_storage; i++)
+		if (stat(cfg0->storage[i].path, &st) < 0)
+			return md_notfound(err, "disk `%s`: %s", cfg0->storage[i].path, strerror(errno));
+
+	/* 1. the record, before anything it names exists */
+	if (md_vmrec_mkdir(&c->paths, id, err) < 0)
+		return -1;
+	dir = md_vmrec_dir(&c->paths, id);
+	lockfd = md_vmrec_lock(&c->paths, id, 0, err);
+	if (lockfd < 0) {
+		undo_create(c, id, false);
+		return -1;
+	}
+	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:s, s:I}", "id", id, "state", "CREATED", "phase", "creating",
+			"customer_id", customer, "tenant", tenant, "reason", "vmm", vmm, "created_ns",
+			(json_int_t)md_now_wall_ns());
+	/* 2. uid/gid from the range, under the allocation lock so two creates never share one */
+	allocl = md_strdup_printf("%s/vms/.alloc.lock", c->paths.data_dir);
+	{
+		_cleanup_close_ int al = md_lock(allocl, true, c->lock_timeout_ns, err);
+		if (al < 0 || alloc_uid(c, &uid, err) < 0)
+			goto fail;
+		json_object_set_new(rec, "uid", json_integer((json_int_t)uid));
+		json_object_set_new(rec, "gid", json_integer((json_int_t)uid));
+		if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+			goto fail;
+	}
+	fault_point("create", "record");
+
+	/* 3. disks: private copies of writable disks under the record */
+	{
+		/* a private copy of the config, whose disk paths this step rewrites */
+		_cleanup_json_ json_t *copy = md_config_to_json(cfg0, MD_CONFIG_JSON_REQUEST);
+		if (md_config_parse(copy, &cfg, err) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < cfg->n_storage; i++) {
+		if (cfg->storage[i].read_only)
+			continue;
+		char *dst = md_strdup_printf("%s/disk-%zu.img", dir, i);
+		if (private_copy(cfg->storage[i].path, dst, err) < 0) {
+			free(dst);
+			goto fail;
+		}
+		free(cfg->storage[i].path);
+		cfg->storage[i].path = dst;
+	}
+	cfgj = md_config_to_json(cfg, 0);
+	{
+		_cleanup_free_ char *cf = md_vmrec_file(&c->paths, id, "config.json");
+		if (md_json_write_atomic(cf, cfgj, 0600, err) < 0)
+			goto fail;
+	}
+	fault_point("create", "disks");
+
+	/* 4. network */
+	{
+		struct argv_b a = { 0 };
+		int r;
+
+		av_prog(c, &a, "metald-net", true);
+		av_add(&a, "create");
+		av_add(&a, "--id");
+		av_add(&a, id);
+		av_add(&a, "--tenant");
+		av_add(&a, tenant);
+		av_addf(&a, "--uid=%llu", (unsigned long long)uid);
+		av_addf(&a, "--gid=%llu", (unsigned long long)uid);
+		for (size_t i = 0; i < cfg->n_network && i < 1; i++) {
+			if (cfg->network[i].mac_address)
+				av_addf(&a, "--mac=%s", cfg->network[i].mac_address);
+			if (cfg->network[i].ipv4.address)
+				av_addf(&a, "--ipv4=%s", cfg->network[i].ipv4.address);
+			if (cfg->network[i].ipv6.address)
+				av_addf(&a, "--ipv6=%s", cfg->network[i].ipv6.address);
+		}
+		for (size_t i = 0; o->publish && o->publish[i]; i++)
+			av_addf(&a, "--publish=%s", o->publish[i]);
+		if (o->rate)
+			av_addf(&a, "--rate=%s", o->rate);
+		av_add(&a, "--json");
+		net_made = true; /* from here on, undo runs delete (idempotent) */
+		r = run_tool(&a, 60ULL * 1000000000ULL, &net, err);
+		av_free(&a);
+		if (r < 0) {
+			md_err_wrap(err, "network");
+			goto fail;
+		}
+	}
+	netf = md_vmrec_file(&c->paths, id, "net.json");
+	if (md_json_write_atomic(netf, net, 0600, err) < 0)
+		goto fail;
+	fault_point("create", "network");
+
+	/* 5. done */
+	json_object_set_new(rec, "phase", json_null());
+	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+		goto fail;
+	md_config_free(cfg);
+	cfg = NULL;
+	close(steal_fd(&lockfd));
+	if (o->boot)
+		return md_vm_boot(c, id, out, err);
+	return md_vm_info(c, id, out, err);
+
+fail:
+	md_config_free(cfg);
+	md_err_wrap(err, "create vm `%s`", id);
+	undo_create(c, id, net_made);
+	return -1;
+}
+
+/* ---- boot ---- */
+
+static bool cgroup_v2(void)
+{
+	const char *root = getenv("UNKEY_METALD_CGROUP_ROOT");
+	_cleanup_free_ char *f = md_path_join(root && *root ? root : "/sys/fs/cgroup", "cgroup.controllers");
+
+	return access(f, F_OK) == 0;
+}
+
+/* The config as the VMM sees it inside the jail: files at fixed places in the jail's root. */
+static json_t *jail_config(const struct md_config *cfg)
+{
+	json_t *j = md_config_to_json(cfg, 0);
+	json_t *boot = json_object_get(j, "boot"), *storage = json_object_get(j, "storage"), *d;
+	size_t i;
+
+	json_object_set_new(boot, "kernel_path", json_string("/vmlinux"));
+	if (cfg->boot.initrd_path)
+		json_object_set_new(boot, "initrd_path", json_string("/initrd"));
+	json_array_foreach(storage, i, d) {
+		char p[32];
+
+		snprintf(p, sizeof(p), "/disk-%zu", i);
+		json_object_set_new(d, "path", json_string(p));
+	}
+	return j;
+}
+
+/* cgroup membership of a pid, for the meter: {"version":1,"paths":{ctrl:dir}} or
+ * {"version":2,"path":dir}. */
+static json_t *pid_cgroups(pid_t pid)
+{
+	char path[64];
+	_cleanup_free_ char *buf = NULL;
+	const char *root = getenv("UNKEY_METALD_CGROUP_ROOT");
+	json_t *paths = json_object();
+	char *save = NULL, *line;
+
+	if (root == NULL || *root == '\0')
+		root = "/sys/fs/cgroup";
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (md_read_file(path, &buf, NULL, NULL) < 0)
+		return json_pack("{s:i, s:o}", "version", 1, "paths", paths);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		if (c1[1] == '\0' && cgroup_v2()) {
+			json_decref(paths);
+			return json_pack("{s:i, s:s++}", "version", 2, "path", root, "", c2 + 1);
+		}
+		for (char *s2 = NULL, *ctrl = strtok_r(c1 + 1, ",", &s2); ctrl; ctrl = strtok_r(NULL, ",", &s2)) {
+			if (!strcmp(ctrl, "cpuacct") || !strcmp(ctrl, "memory") || !strcmp(ctrl, "blkio") ||
+			    !strcmp(ctrl, "cpu") || !strcmp(ctrl, "pids"))
+				json_object_set_new(paths, ctrl, json_sprintf("%s/%s%s", root, ctrl, c2 + 1));
+		}
+	}
+	return json_pack("{s:i, s:o}", "version", 1, "paths", paths);
+}
+
+static int jail_clean(struct md_vm_ctx *c, const char *id, const char *exec_name, bool kill_first, md_err **err)
+{
+	struct argv_b a = { 0 };
+	int r;
+
+	av_prog(c, &a, "metald-jail", false);
+	av_add(&a, "clean");
+	av_add(&a, "--id");
+	av_add(&a, id);
+	av_add(&a, "--chroot-base-dir");
+	av_add(&a, c->paths.chroot_dir);
+	av_add(&a, "--exec-file");
+	av_add(&a, exec_name);
+	if (kill_first)
+		av_add(&a, "--kill");
+	r = run_tool(&a, 60ULL * 1000000000ULL, NULL, err);
+	av_free(&a);
+	return r < 0 ? md_err_wrap(err, "clean jail") : 0;
+}
+
+/* metald-boot <verb> for this VM's VMM, with extra arguments. */
+static int boot_tool(struct md_vm_ctx *c, const char *id, json_t *rec, const char *verb, json_t **out,
+		     uint64_t timeout_ns, md_err **err, ...)
+{
+	struct argv_b a = { 0 };
+	const char *extra;
+	va_list ap;
+	int r;
+
+	(void)id;
+	av_prog(c, &a, "metald-boot", true);
+	av_add(&a, verb);
+	av_add(&a, "--vmm");
+	av_add(&a, rec_str(rec, "vmm"));
+	av_add(&a, "--socket");
+	av_add(&a, rec_str(rec, "api_socket"));
+	va_start(ap, err);
+	while ((extra = va_arg(ap, const char *)) != NULL)
+		av_add(&a, extra);
+	va_end(ap);
+	if (out)
+		av_add(&a, "--json");
+	r = run_tool(&a, timeout_ns, out, err);
+	av_free(&a);
+	return r;
+}
+
+static void write_meter_target(struct md_vm_ctx *c, const char *id, json_t *rec, json_t *net)
+{
+	_cleanup_free_ char *dir = md_strdup_printf("%s/meter", c->paths.run_dir);
+	_cleanup_free_ char *f = meter_target_path(c, id);
+	_cleanup_json_ json_t *t = NULL;
+	md_err *e = NULL;
+	const char *vmm = rec_str(rec, "vmm");
+
+	t = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:{s:O, s:n}}", "id", id, "customer_id",
+		      rec_str(rec, "customer_id"), "tenant", rec_str(rec, "tenant"), "vmm", vmm, "pid",
+		      rec_int(rec, "pid"), "pid_start", rec_int(rec, "pid_start"), "started_wall_ns",
+		      rec_int(rec, "booted_ns"), "cgroup", pid_cgroups((pid_t)rec_int(rec, "pid")), "net", "link",
+		      json_object_get(net, "host_link") ? json_object_get(net, "host_link") : json_null(), "netns");
+	json_object_set_new(t, "qmp", !strcmp(vmm, "qemu") ? json_string(rec_str(rec, "api_socket")) : json_null());
+	json_object_set_new(t, "fc_metrics",
+			    !strcmp(vmm, "firecracker") ? json_sprintf("%s/metrics.fifo", rec_str(rec, "chroot"))
+							: json_null());
+	if (md_mkdir_p(dir, 0755, &e) < 0 || md_json_write_atomic(f, t, 0644, &e) < 0) {
+		/* metering must not stop a VM from running; the meter will also find it by reconcile */
+		md_warn("vm `%s`: meter target: %s", id, e->msg);
+		md_err_free(&e);
+	}
+}
+
+static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **err)
+{
+	_cleanup_free_ char *cfgf = md_vmrec_file(&c->paths, id, "config.json");
+	_cleanup_free_ char *netf = md_vmrec_file(&c->paths, id, "net.json");
+	_cleanup_free_ char *jcfgf = md_vmrec_file(&c->paths, id, "config.jail.json");
+	_cleanup_free_ char *serial = md_vmrec_file(&c->paths, id, "serial.log");
+	_cleanup_free_ char *vmmlog = md_vmrec_file(&c->paths, id, "vmm.log");
+	_cleanup_free_ char *exitf = md_vmrec_file(&c->paths, id, "exit.json");
+	_cleanup_free_ char *target = meter_target_path(c, id);
+	_cleanup_free_ char *bin = NULL, *chroot = NULL, *sock = NULL;
+	_cleanup_json_ json_t *net = NULL, *jcfg = NULL, *vmm_argv = NULL;
+	struct md_config *cfg = NULL;
+	struct argv_b chain = { 0 };
+	const char *vmm = rec_str(rec, "vmm"), *exec_name;
+	bool qemu = !strcmp(vmm, "qemu");
+	pid_t vmm_pid = 0, keeper_pid = 0;
+	uint64_t start = 0, mem_limit;
+	int r = -1;
+
+	if (md_config_parse_file(cfgf, &cfg, err) < 0 || md_json_read(netf, &net, err) < 0)
+		return md_err_wrap(err, "boot vm `%s`: record", id);
+	bin = vmm_binary(vmm);
+	if (access(bin, X_OK) < 0) {
+		md_missing(err, "boot vm `%s`: VMM `%s` is not installed", id, bin);
+		goto out;
+	}
+	exec_name = strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin;
+	chroot = md_strdup_printf("%s/%s/%s/root", c->paths.chroot_dir, exec_name, id);
+	sock = md_strdup_printf("%s/run/%s", chroot, qemu ? "qmp.sock" : "firecracker.socket");
+	json_object_set_new(rec, "chroot", json_string(chroot));
+	json_object_set_new(rec, "exec_name", json_string(exec_name));
+	json_object_set_new(rec, "api_socket", json_string(sock));
+	json_object_set_new(rec, "phase", json_string("booting"));
+	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+		goto out;
+	fault_point("boot", "record");
+
+	jcfg = jail_config(cfg);
+	if (md_json_write_atomic(jcfgf, jcfg, 0600, err) < 0)
+		goto out;
+
+	/* the VMM's own command line */
+	if (qemu) {
+		struct argv_b a = { 0 };
+
+		av_prog(c, &a, "metald-boot", true);
+		av_add(&a, "argv");
+		av_add(&a, "--vmm");
+		av_add(&a, "qemu");
+		av_add(&a, "--config");
+		av_add(&a, jcfgf);
+		av_add(&a, "--net");
+		av_add(&a, netf);
+		av_add(&a, "--qmp");
+		av_add(&a, "/run/qmp.sock");
+		av_add(&a, "--serial");
+		av_add(&a, "stdio");
+		av_add(&a, "--json");
+		r = run_tool(&a, 120ULL * 1000000000ULL, &vmm_argv, err);
+		av_free(&a);
+		if (r < 0) {
+			md_err_wrap(err, "vmm command line");
+			goto out;
+		}
+		r = -1;
+	}
+
+	/* stale jail of an earlier boot (its VMM is gone: the state said so) */
+	if (jail_clean(c, id, exec_name, true, err) < 0)
+		goto out;
+
+	/* the chain: metald-jail ... -- vmm ... */
+	av_prog(c, &chain, "metald-jail", false);
+	av_add(&chain, "--id");
+	av_add(&chain, id);
+	av_add(&chain, "--exec-file");
+	av_add(&chain, bin);
+	av_addf(&chain, "--uid=%lld", (long long)rec_int(rec, "uid"));
+	av_addf(&chain, "--gid=%lld", (long long)rec_int(rec, "gid"));
+	av_add(&chain, "--chroot-base-dir");
+	av_add(&chain, c->paths.chroot_dir);
+	av_add(&chain, "--netns");
+	av_add(&chain, json_string_value(json_object_get(net, "netns")));
+	/* limits: vCPUs as CPU bandwidth, memory with room for the VMM itself */
+	mem_limit = (uint64_t)cfg->memory.size_bytes + (qemu ? 384ULL : 64ULL) * 1024 * 1024;
+	if (cgroup_v2()) {
+		av_addf(&chain, "--cgroup=cpu.max=%d 100000", cfg->cpu.vcpu_count * 100000);
+		av_addf(&chain, "--cgroup=memory.max=%llu", (unsigned long long)mem_limit);
+	} else {
+		av_addf(&chain, "--cgroup=cpu.cfs_quota_us=%d", cfg->cpu.vcpu_count * 100000);
+		av_addf(&chain, "--cgroup=memory.limit_in_bytes=%llu", (unsigned long long)mem_limit);
+	}
+	av_add(&chain, "--link");
+	av_addf(&chain, "%s:/vmlinux", cfg->boot.kernel_path);
+	if (cfg->boot.initrd_path) {
+		av_add(&chain, "--link");
+		av_addf(&chain, "%s:/initrd", cfg->boot.initrd_path);
+	}
+	for (size_t i = 0; i < cfg->n_storage; i++) {
+		av_add(&chain, "--bind");
+		av_addf(&chain, "%s:/disk-%zu%s", cfg->storage[i].path, i, cfg->storage[i].read_only ? ":ro" : "");
+	}
+	/* a dynamically linked VMM needs its libraries and data, read-only */
+	av_add(&chain, "--bind=/usr:/usr:ro");
+	av_add(&chain, "--bind=/lib:/lib:ro");
+	av_add(&chain, "--bind=/lib64:/lib64:ro");
+	av_add(&chain, "--bind=/etc/alternatives:/etc/alternatives:ro");
+	av_add(&chain, "--tmpfs=/run");
+	av_add(&chain, qemu ? "--seccomp=qemu" : "--seccomp=default");
+	av_add(&chain, "--");
+	if (qemu) {
+		size_t i;
+		json_t *arg;
+
+		json_array_foreach(vmm_argv, i, arg)
+			if (i > 0) /* [0] is the binary; the jail runs its own copy */
+				av_add(&chain, json_string_value(arg));
+	} else {
+		av_add(&chain, "--api-sock");
+		av_add(&chain, "/run/firecracker.socket");
+	}
+
+	{
+		struct md_keeper_spec ks = {
+			.argv = chain.v,
+			.serial_log = serial,
+			.vmm_log = vmmlog,
+			.exit_file = exitf,
+			.remove_on_exit = target,
+			.log_max = LOG_MAX,
+		};
+		if (md_keeper_start(&ks, &vmm_pid, &keeper_pid, err) < 0)
+			goto out;
+	}
+	md_proc_start_time(vmm_pid, &start, NULL);
+	json_object_set_new(rec, "pid", json_integer(vmm_pid));
+	json_object_set_new(rec, "pid_start", json_integer((json_int_t)start));
+	json_object_set_new(rec, "keeper_pid", json_integer(keeper_pid));
+	json_object_del(rec, "exit");
+	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+		goto kill;
+	fault_point("boot", "vmm");
+
+	/* configure and start through the VMM's API */
+	{
+		char pidarg[32];
+		struct argv_b a = { 0 };
+
+		snprintf(pidarg, sizeof(pidarg), "--pid=%d", (int)vmm_pid);
+		av_prog(c, &a, "metald-boot", true);
+		av_add(&a, "start");
+		av_add(&a, "--vmm");
+		av_add(&a, vmm);
+		av_add(&a, "--socket");
+		av_add(&a, sock);
+		av_add(&a, pidarg);
+		av_add(&a, "--timeout=60s");
+		if (!qemu) {
+			av_add(&a, "--config");
+			av_add(&a, jcfgf);
+			av_add(&a, "--net");
+			av_add(&a, netf);
+		}
+		r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
+		av_free(&a);
+		if (r < 0) {
+			/* say why the VMM died, when it did */
+			_cleanup_json_ json_t *ex = NULL;
+			_cleanup_free_ char *vl = NULL;
+
+			for (int i = 0; i < 50 && access(exitf, F_OK) < 0 && !md_proc_alive(vmm_pid, start); i++)
+				md_sleep_ns(10000000);
+			if (md_read_file(vmmlog, &vl, NULL, NULL) == 0 && *vl) {
+				_cleanup_free_ char *l = last_line(vl);
+				md_err_wrap(err, "%s", l);
+			}
+			md_err_wrap(err, "start");
+			r = -1;
+			goto kill;
+		}
+		r = -1;
+	}
+	fault_point("boot", "started");
+
+	json_object_set_new(rec, "booted_ns", json_integer((json_int_t)md_now_wall_ns()));
+	json_object_set_new(rec, "phase", json_null());
+	rec_set_state(rec, MD_VM_RUNNING, NULL);
+	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+		goto kill;
+	write_meter_target(c, id, rec, net);
+	r = 0;
+	goto out;
+
+kill:
+	if (vmm_pid > 0 && md_proc_alive(vmm_pid, start))
+		kill(vmm_pid, SIGKILL);
+	for (int i = 0; i < 200 && md_proc_alive(vmm_pid, start); i++)
+		md_sleep_ns(10000000);
+	{
+		md_err *e = NULL;
+		if (jail_clean(c, id, exec_name, true, &e) < 0) {
+			md_warn("boot vm `%s`: undo: %s", id, e->msg);
+			md_err_free(&e);
+		}
+	}
+	unlink(target);
+	json_object_set_new(rec, "pid", json_null());
+out:
+	if (r < 0) {
+		json_object_set_new(rec, "phase", json_null());
+		json_object_set_new(rec, "reason", json_string((*err) ? (*err)->msg : "boot failed"));
+		md_vmrec_save(&c->paths, id, rec, NULL);
+		md_err_wrap(err, "boot vm `%s`", id);
+	}
+	av_free(&chain);
+	md_config_free(cfg);
+	return r;
+}
+
+int md_vm_boot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
+{
+	_cleanup_close_ int lockfd = -1;
+	_cleanup_json_ json_t *rec = NULL;
+	enum md_vm_state s;
+
+	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+		return -1;
+	s = rec_state(rec);
+	if (s != MD_VM_CREATED && s != MD_VM_SHUTDOWN)
+		return wrong_state(id, rec, "boot", err);
+	if (do_boot(c, id, rec, err) < 0)
+		return -1;
+	close(steal_fd(&lockfd));
+	return md_vm_info(c, id, out, err);
+}
+
+/* ---- pause, resume, reboot, shutdown ---- */
+
+static int simple_transition(struct md_vm_ctx *c, const char *id, const char *verb, enum md_vm_state from,
+			     enum md_vm_state to, json_t **out, md_err **err)
+{
+	_cleanup_close_ int lockfd = -1;
+	_cleanup_json_ json_t *rec = NULL;
+
+	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+		return -1;
+	if (rec_state(rec) != from)
+		return wrong_state(id, rec, verb, err);
+	if (boot_tool(c, id, rec, verb, NULL, 60ULL * 1000000000ULL, err, NULL) < 0)
+		return md_err_wrap(err, "%s vm `%s`", verb, id);
+	rec_set_state(rec, to, NULL);
+	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+		return -1;
+	close(steal_fd(&lockfd));
+	return md_vm_info(c, id, out, err);
+}
+
+int md_vm_pause(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
+{
+	return simple_transition(c, id, "pause", MD_VM_RUNNING, MD_VM_PAUSED, out, err);
+}
+
+int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
+{
+	return simple_transition(c, id, "resume", MD_VM_PAUSED, MD_VM_RUNNING, out, err);
+}
+
+/* Stop the VMM (gracefully unless force), then remove its jail. Called with the lock held. */
+static int do_shutdown(struct md_vm_ctx *c, const char *id, json_t *rec, uint64_t timeout_ns, bool force,
+		       const char *reason, md_err **err)
+{
+	char to[32], pidarg[32];
+	pid_t pid = (pid_t)rec_int(rec, "pid");
+	uint64_t start = (uint64_t)rec_int(rec, "pid_start");
+	_cleanup_free_ char *target = meter_target_path(c, id);
+	_cleanup_free_ char *exitf = md_vmrec_file(&c->paths, id, "exit.json");
+	_cleanup_json_ json_t *ex = NULL;
+
+	snprintf(to, sizeof(to), "--timeout=%llums", (unsigned long long)(timeout_ns / 1000000ULL));
+	snprintf(pidarg, sizeof(pidarg), "--pid=%d", (int)pid);
+	if (md_proc_alive(pid, start) &&
+	    boot_tool(c, id, rec, "shutdown", NULL, timeout_ns + 30ULL * 1000000000ULL, err, to, pidarg,
+		      force ? "--force" : NULL, NULL) < 0) {
+		/* the VMM may have gone between the check and the call: that is a shutdown too */
+		if (md_proc_alive(pid, start))
+			return md_err_wrap(err, "shutdown vm `%s`", id);
+		md_err_free(err);
+	}
+	for (int i = 0; i < 500 && md_proc_alive(pid, start); i++)
+		md_sleep_ns(10000000);
+	if (md_proc_alive(pid, start))
+		return md_timeout(err, "shutdown vm `%s`: the VMM (pid %d) is still running", id, (int)pid);
+	for (int i = 0; i < 100 && access(exitf, F_OK) < 0; i++)
+		md_sleep_ns(10000000);
+	if (md_json_read(exitf, &ex, NULL) == 0)
+		json_object_set(rec, "exit", ex);
+	unlink(target);
+	if (jail_clean(c, id, rec_str(rec, "exec_name"), true, err) < 0)
+		return md_err_wrap(err, "shutdown vm `%s`", id);
+	rec_set_state(rec, MD_VM_SHUTDOWN, reason);
+	json_object_set_new(rec, "pid", json_null());
+	return md_vmrec_save(&c->paths, id, rec, err);
+}
+
+int md_vm_shutdown(struct md_vm_ctx *c, const char *id, uint64_t timeout_ns, bool force, json_t **out, md_err **err)
+{
+	_cleanup_close_ int lockfd = -1;
+	_cleanup_json_ json_t *rec = NULL;
+	enum md_vm_state s;
+
+	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+		return -1;
+	s = rec_state(rec);
+	if (s != MD_VM_RUNNING && s != MD_VM_PAUSED)
+		return wrong_state(id, rec, "shut down", err);
+	if (do_shutdown(c, id, rec, timeout_ns, force, force ? "stopped by request (forced)" : "shut down by request",
+			err) < 0)
+		return -1;
+	close(steal_fd(&lockfd));
+	return md_vm_info(c, id, out, err);
+}
+
+int md_vm_reboot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
+{
+	_cleanup_close_ int lockfd = -1;
+	_cleanup_json_ json_t *rec = NULL;
+
+	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+		return -1;
+	if (rec_state(rec) != MD_VM_RUNNING)
+		return wrong_state(id, rec, "reboot", err);
+	if (!strcmp(rec_str(rec, "vmm"), "firecracker")) {
+		/* Firecracker exits when the guest reboots: a reboot is a new VMM process */
+		if (do_shutdown(c, id, rec, 10ULL * 1000000000ULL, false, "rebooting", err) < 0 ||
+		    do_boot(c, id, rec, err) < 0)
+			return md_err_wrap(err, "reboot vm `%s`", id);
+	} else if (boot_tool(c, id, rec, "reboot", NULL, 60ULL * 1000000000ULL, err, NULL) < 0) {
+		return md_err_wrap(err, "reboot vm `%s`", id);
+	}
+	json_object_set_new(rec, "rebooted_ns", json_integer((json_int_t)md_now_wall_ns()));
+	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+		return -1;
+	close(steal_fd(&lockfd));
+	return md_vm_info(c, id, out, err);
+}
+
+/* ---- delete ---- */
+
+static int do_delete(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **err)
+{
+	_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
+	_cleanup_free_ char *target = meter_target_path(c, id);
+	struct argv_b a = { 0 };
+	int r;
+
+	json_object_set_new(rec, "phase", json_string("deleting"));
+	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+		return -1;
+	fault_point("delete", "record");
+	unlink(target);
+	if (jail_clean(c, id, rec_str(rec, "exec_name") ? rec_str(rec, "exec_name") : vmm_exec_name(rec), true, err) < 0)
+		return md_err_wrap(err, "delete vm `%s`", id);
+	fault_point("delete", "jail");
+	av_prog(c, &a, "metald-net", true);
+	av_add(&a, "delete");
+	av_add(&a, "--id");
+	av_add(&a, id);
+	r = run_tool(&a, 60ULL * 1000000000ULL, NULL, err);
+	av_free(&a);
+	if (r < 0)
+		return md_err_wrap(err, "delete vm `%s`: network", id);
+	fault_point("delete", "network");
+	if (md_rm_rf(dir, err) < 0)
+		return md_err_wrap(err, "delete vm `%s`", id);
+	return 0;
+}
+
+int md_vm_delete(struct md_vm_ctx *c, const char *id, bool force, json_t **out, md_err **err)
+{
+	_cleanup_close_ int lockfd = -1;
+	_cleanup_json_ json_t *rec = NULL;
+	enum md_vm_state s;
+
+	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+		return -1;
+	s = rec_state(rec);
+	if ((s == MD_VM_RUNNING || s == MD_VM_PAUSED) && !force)
+		return md_conflict(err, "cannot delete vm `%s`: it is %s (shut it down first, or use --force)", id,
+				   md_vm_state_name(s));
+	if ((s == MD_VM_RUNNING || s == MD_VM_PAUSED) &&
+	    do_shutdown(c, id, rec, 0, true, "deleted", err) < 0)
+		return md_err_wrap(err, "delete vm `%s`", id);
+	if (do_delete(c, id, rec, err) < 0)
+		return -1;
+	if (out)
+		*out = json_pack("{s:s, s:b}", "id", id, "deleted", 1);
+	return 0;
+}
+
+/* ---- info, list ---- */
+
+static bool read_u64(const char *path, uint64_t *v)
+{
+	_cleanup_free_ char *s = NULL;
+
+	if (md_read_file(path, &s, NULL, NULL) < 0)
+		return false;
+	return sscanf(s, "%llu", (unsigned long long *)v) == 1;
+}
+
+/* Sum of "Read"/"Write" lines of a blkio stats file (v1), or rbytes=/wbytes= of io.stat (v2). */
+static void read_io(const char *path, const char *rkey, const char *wkey, uint64_t *rd, uint64_t *wr)
+{
+	_cleanup_free_ char *s = NULL;
+	char *save = NULL, *tok;
+
+	if (md_read_file(path, &s, NULL, NULL) < 0)
+		return;
+	for (tok = strtok_r(s, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+		size_t rl = strlen(rkey), wl = strlen(wkey);
+		char *next;
+
+		if (!strncmp(tok, rkey, rl) && (rkey[rl - 1] == '=' || tok[rl] == '\0')) {
+			next = rkey[rl - 1] == '=' ? tok + rl : strtok_r(NULL, " \n", &save);
+			if (next)
+				*rd += strtoull(next, NULL, 10);
+		} else if (!strncmp(tok, wkey, wl) && (wkey[wl - 1] == '=' || tok[wl] == '\0')) {
+			next = wkey[wl - 1] == '=' ? tok + wl : strtok_r(NULL, " \n", &save);
+			if (next)
+				*wr += strtoull(next, NULL, 10);
+		}
+	}
+}
+
+static uint64_t cpu_ns(json_t *cg)
+{
+	uint64_t v = 0;
+
+	if (json_integer_value(json_object_get(cg, "version")) == 2) {
+		_cleanup_free_ char *f = md_path_join(json_string_value(json_object_get(cg, "path")), "cpu.stat");
+		_cleanup_free_ char *s = NULL;
+		char *p;
+
+		if (md_read_file(f, &s, NULL, NULL) == 0 && (p = strstr(s, "usage_usec ")))
+			v = strtoull(p + 11, NULL, 10) * 1000ULL;
+		return v;
+	}
+	{
+		const char *d = json_string_value(json_object_get(json_object_get(cg, "paths"), "cpuacct"));
+		_cleanup_free_ char *f = d ? md_path_join(d, "cpuacct.usage") : NULL;
+		if (f)
+			read_u64(f, &v);
+	}
+	return v;
+}
+
+/* Live usage of a running VM: from its cgroups and its host-side link. */
+static json_t *live_usage(json_t *rec, json_t *net)
+{
+	pid_t pid = (pid_t)rec_int(rec, "pid");
+	_cleanup_json_ json_t *cg = pid_cgroups(pid);
+	uint64_t c0, c1, t0, t1, mem = 0, peak = 0, rd = 0, wr = 0, rio = 0, wio = 0;
+	uint64_t nrx = 0, ntx = 0, prx = 0, ptx = 0;
+	uint64_t up_ns = md_now_wall_ns() - (uint64_t)rec_int(rec, "booted_ns");
+	const char *link = json_string_value(json_object_get(net, "host_link"));
+	double pct;
+
+	/* CPU %: two readings 100 ms apart (one sampling period of the meter) */
+	c0 = cpu_ns(cg);
+	t0 = md_now_mono_ns();
+	md_sleep_ns(100000000ULL);
+	c1 = cpu_ns(cg);
+	t1 = md_now_mono_ns();
+	pct = t1 > t0 ? 100.0 * (double)(c1 - c0) / (double)(t1 - t0) : 0.0;
+
+	if (json_integer_value(json_object_get(cg, "version")) == 2) {
+		const char *d = json_string_value(json_object_get(cg, "path"));
+		_cleanup_free_ char *m = md_path_join(d, "memory.current"), *p = md_path_join(d, "memory.peak");
+		_cleanup_free_ char *io = md_path_join(d, "io.stat");
+		read_u64(m, &mem);
+		read_u64(p, &peak);
+		read_io(io, "rbytes=", "wbytes=", &rd, &wr);
+		read_io(io, "rios=", "wios=", &rio, &wio);
+	} else {
+		json_t *paths = json_object_get(cg, "paths");
+		const char *md = json_string_value(json_object_get(paths, "memory"));
+		const char *bd = json_string_value(json_object_get(paths, "blkio"));
+		if (md) {
+			_cleanup_free_ char *m = md_path_join(md, "memory.usage_in_bytes");
+			_cleanup_free_ char *p = md_path_join(md, "memory.max_usage_in_bytes");
+			read_u64(m, &mem);
+			read_u64(p, &peak);
+		}
+		if (bd) {
+			_cleanup_free_ char *b = md_path_join(bd, "blkio.throttle.io_service_bytes");
+			_cleanup_free_ char *o = md_path_join(bd, "blkio.throttle.io_serviced");
+			read_io(b, "Read", "Write", &rd, &wr);
+			read_io(o, "Read", "Write", &rio, &wio);
+		}
+	}
+	if (link) {
+		/* the host side of the VM's link: what the guest sends is what it receives */
+		_cleanup_free_ char *a = md_strdup_printf("/sys/class/net/%s/statistics/rx_bytes", link);
+		_cleanup_free_ char *b = md_strdup_printf("/sys/class/net/%s/statistics/tx_bytes", link);
+		_cleanup_free_ char *e = md_strdup_printf("/sys/class/net/%s/statistics/rx_packets", link);
+		_cleanup_free_ char *f = md_strdup_printf("/sys/class/net/%s/statistics/tx_packets", link);
+		read_u64(a, &ntx);
+		read_u64(b, &nrx);
+		read_u64(e, &ptx);
+		read_u64(f, &prx);
+	}
+	return json_pack("{s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:I}", "cpu_percent",
+			 pct, "cpu_time_ns", (json_int_t)c1, "memory_bytes", (json_int_t)mem, "memory_peak_bytes",
+			 (json_int_t)peak, "storage", "bytes_read", (json_int_t)rd, "bytes_written", (json_int_t)wr,
+			 "read_operations", (json_int_t)rio, "write_operations", (json_int_t)wio, "network",
+			 "bytes_received", (json_int_t)nrx, "bytes_transmitted", (json_int_t)ntx, "packets_received",
+			 (json_int_t)prx, "packets_transmitted", (json_int_t)ptx, "uptime_seconds",
+			 (json_int_t)(up_ns / 1000000000ULL));
+}
+
+static json_t *view(struct md_vm_ctx *c, const char *id, json_t *rec, bool usage)
+{
+	_cleanup_free_ char *cfgf = md_vmrec_file(&c->paths, id, "config.json");
+	_cleanup_free_ char *netf = md_vmrec_file(&c->paths, id, "net.json");
+	json_t *cfg = NULL, *net = NULL, *v;
+	enum md_vm_state s = rec_state(rec);
+
+	md_json_read(cfgf, &cfg, NULL);
+	md_json_read(netf, &net, NULL);
+	v = json_pack("{s:s, s:s, s:O, s:s, s:s, s:s}", "id", id, "state", md_vm_state_name(s), "reason",
+		      json_object_get(rec, "reason") ? json_object_get(rec, "reason") : json_null(), "customer_id",
+		      rec_str(rec, "customer_id"), "tenant", rec_str(rec, "tenant"), "vmm", rec_str(rec, "vmm"));
+	json_object_set(v, "vcpus", json_object_get(json_object_get(cfg, "cpu"), "vcpu_count"));
+	json_object_set(v, "memory_bytes", json_object_get(json_object_get(cfg, "memory"), "size_bytes"));
+	json_object_set_new(v, "pid", (s == MD_VM_RUNNING || s == MD_VM_PAUSED) ? json_integer(rec_int(rec, "pid"))
+									     : json_null());
+	json_object_set_new(v, "uid", json_integer(rec_int(rec, "uid")));
+	json_object_set(v, "created_ns", json_object_get(rec, "created_ns"));
+	if (json_object_get(rec, "phase") && !json_is_null(json_object_get(rec, "phase")))
+		json_object_set(v, "phase", json_object_get(rec, "phase"));
+	if (net) {
+		json_object_set_new(v, "network",
+				    json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "ipv4",
+					      json_object_get(net, "ipv4"), "ipv6", json_object_get(net, "ipv6"), "mac",
+					      json_object_get(net, "mac"), "tap", json_object_get(net, "tap"), "netns",
+					      json_object_get(net, "netns"), "host_link", json_object_get(net, "host_link"),
+					      "dns", json_object_get(net, "dns"), "port_mappings",
+					      json_object_get(net, "publish")));
+	}
+	if (json_object_get(rec, "exit"))
+		json_object_set(v, "exit", json_object_get(rec, "exit"));
+	if (usage && (s == MD_VM_RUNNING || s == MD_VM_PAUSED))
+		json_object_set_new(v, "usage", live_usage(rec, net));
+	if (usage && cfg)
+		json_object_set(v, "config", cfg);
+	json_decref(cfg);
+	json_decref(net);
+	return v;
+}
+
+/* Read a record without its lock (info/list must not wait behind a long boot); refresh it when
+ * the lock is free. */
+static int peek_vm(struct md_vm_ctx *c, const char *id, json_t **rec, md_err **err)
+{
+	if (md_vmrec_load(&c->paths, id, rec, err) < 0)
+		return -1;
+	if (refresh(c, id, *rec)) {
+		md_err *e = NULL;
+		int fd = md_vmrec_lock(&c->paths, id, 0, &e);
+
+		if (fd >= 0) {
+			md_vmrec_save(&c->paths, id, *rec, NULL);
+			close(fd);
+		}
+		md_err_free(&e);
+	}
+	return 0;
+}
+
+int md_vm_info(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
+{
+	_cleanup_json_ json_t *rec = NULL;
+
+	if (md_id_check(id, "vm id", err) < 0 || peek_vm(c, id, &rec, err) < 0)
+		return -1;
+	if (out)
+		*out = view(c, id, rec, true);
+	return 0;
+}
+
+int md_vm_list(struct md_vm_ctx *c, const char *state, const char *customer, json_t **out, md_err **err)
+{
+	char **ids = NULL;
+	size_t n = 0;
+	enum md_vm_state want = 0;
+	json_t *arr;
+
+	if (state && md_vm_state_parse(state, &want) < 0)
+		return md_usage(err, "state `%s`: must be CREATED, RUNNING, PAUSED or SHUTDOWN", state);
+	if (md_vmrec_list(&c->paths, &ids, &n, err) < 0)
+		return -1;
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *rec = NULL;
+
+		if (peek_vm(c, ids[i], &rec, NULL) == 0) {
+			if ((!state || rec_state(rec) == want) &&
+			    (!customer || (rec_str(rec, "customer_id") && !strcmp(rec_str(rec, "customer_id"), customer))))
+				json_array_append_new(arr, view(c, ids[i], rec, false));
+			json_decref(rec);
+		}
+		free(ids[i]);
+	}
+	free(ids);
+	*out = arr;
+	return 0;
+}
+
+char *md_vm_serial_log(struct md_vm_ctx *c, const char *id)
+{
+	return md_vmrec_file(&c->paths, id, "serial.log");
+}
+
+/* ---- reconcile ---- */
+
+static void note(json_t *actions, const char *id, const char *what)
+{
+	json_array_append_new(actions, json_pack("{s:s, s:s}", "id", id, "action", what));
+	md_info("reconcile: %s: %s", id, what);
+}
+
+int md_vm_reconcile(struct md_vm_ctx *c, json_t **out, md_err **err)
+{
+	char **ids = NULL;
+	size_t n = 0;
+	json_t *actions = json_array();
+	int failed = 0;
+
+	if (md_vmrec_list(&c->paths, &ids, &n, err) < 0) {
+		json_decref(actions);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *id = ids[i];
+		md_err *e = NULL;
+		json_t *rec = NULL;
+		/* a record whose lock is held belongs to a verb at work: leave it */
+		int fd = md_vmrec_lock(&c->paths, id, 0, &e);
+
+		if (fd < 0) {
+			md_err_free(&e);
+			free(ids[i]);
+			continue;
+		}
+		if (md_vmrec_load(&c->paths, id, &rec, &e) < 0) {
+			/* a directory without a complete record: a create that died at its first step */
+			_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
+			md_err_free(&e);
+			md_rm_rf(dir, NULL);
+			note(actions, id, "removed an incomplete record");
+		} else {
+			const char *phase = rec_str(rec, "phase");
+
+			if (phase && !strcmp(phase, "creating")) {
+				undo_create(c, id, true);
+				note(actions, id, "undid an interrupted create");
+			} else if (phase && !strcmp(phase, "deleting")) {
+				if (do_delete(c, id, rec, &e) < 0) {
+					md_warn("reconcile: %s", e->msg);
+					md_err_free(&e);
+					failed++;
+				} else {
+					note(actions, id, "finished an interrupted delete");
+				}
+			} else if (phase && !strcmp(phase, "booting")) {
+				pid_t pid = (pid_t)rec_int(rec, "pid");
+				uint64_t st = (uint64_t)rec_int(rec, "pid_start");
+
+				if (pid > 0 && md_proc_alive(pid, st))
+					kill(pid, SIGKILL);
+				for (int k = 0; k < 200 && pid > 0 && md_proc_alive(pid, st); k++)
+					md_sleep_ns(10000000);
+				jail_clean(c, id, rec_str(rec, "exec_name") ? rec_str(rec, "exec_name") : vmm_exec_name(rec),
+					   true, NULL);
+				{
+					_cleanup_free_ char *t = meter_target_path(c, id);
+					unlink(t);
+				}
+				json_object_set_new(rec, "phase", json_null());
+				json_object_set_new(rec, "pid", json_null());
+				if (rec_state(rec) != MD_VM_CREATED)
+					rec_set_state(rec, MD_VM_SHUTDOWN, "boot interrupted");
+				else
+					json_object_set_new(rec, "reason", json_string("boot interrupted"));
+				md_vmrec_save(&c->paths, id, rec, NULL);
+				note(actions, id, "undid an interrupted boot");
+			} else if (refresh(c, id, rec)) {
+				jail_clean(c, id, rec_str(rec, "exec_name") ? rec_str(rec, "exec_name") : vmm_exec_name(rec),
+					   true, NULL);
+				md_vmrec_save(&c->paths, id, rec, NULL);
+				note(actions, id, "marked SHUTDOWN: the VMM had died");
+			} else if (rec_state(rec) == MD_VM_SHUTDOWN && rec_str(rec, "exec_name")) {
+				/* a dead VM keeps no jail */
+				jail_clean(c, id, rec_str(rec, "exec_name"), true, NULL);
+			}
+			json_decref(rec);
+		}
+		close(fd);
+		free(ids[i]);
+	}
+	free(ids);
+
+	/* orphans: network objects no record claims */
+	{
+		struct argv_b a = { 0 };
+		md_err *e = NULL;
+
+		av_prog(c, &a, "metald-net", true);
+		av_add(&a, "gc");
+		if (run_tool(&a, 120ULL * 1000000000ULL, NULL, &e) < 0) {
+			md_warn("reconcile: network gc: %s", e->msg);
+			md_err_free(&e);
+			failed++;
+		} else {
+			note(actions, "-", "network gc");
+		}
+		av_free(&a);
+	}
+	/* orphan jails: <chroot_dir>/<exec>/<id> without a record */
+	{
+		static const char *const execs[] = { "qemu-system-x86_64", "firecracker", NULL };
+		for (int k = 0; execs[k]; k++) {
+			_cleanup_free_ char *d = md_path_join(c->paths.chroot_dir, execs[k]);
+			DIR *dir = opendir(d);
+			struct dirent *de;
+
+			while (dir && (de = readdir(dir)) != NULL) {
+				_cleanup_free_ char *rd = NULL;
+				struct stat st;
+
+				if (md_id_check(de->d_name, "id", NULL) < 0)
+					continue;
+				rd = md_vmrec_dir(&c->paths, de->d_name);
+				if (stat(rd, &st) == 0)
+					continue;
+				if (jail_clean(c, de->d_name, execs[k], true, NULL) == 0)
+					note(actions, de->d_name, "removed an orphan jail");
+			}
+			if (dir)
+				closedir(dir);
+		}
+	}
+	*out = json_pack("{s:o, s:i}", "actions", actions, "failed", failed);
+	if (failed)
+		return md_fail(err, 0, "reconcile: %d step(s) failed (see the warnings above)", failed);
+	return 0;
+}
