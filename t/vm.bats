@@ -1,0 +1,265 @@
+#!/usr/bin/env bats
+# metald-vm end to end: real jails, real networks, real guests under QEMU (TCG here), and the
+# Firecracker path against the test double. Everything runs inside a "host" netns the test makes.
+
+load helpers/common
+
+setup_file() {
+	require_root
+	require_cmd qemu-system-x86_64
+	# the test guest (cached in build/guest)
+	sh "$METALD_TOP/share/metald/guest/build-guest" --out "$METALD_TOP/build/guest" > "$BATS_FILE_TMPDIR/guest.json"
+}
+
+setup() {
+	require_root
+	leak_snapshot
+	netns_up
+	R="$BATS_TEST_TMPDIR/r"
+	mkdir -p "$R"
+	G="$METALD_TOP/build/guest"
+	export UNKEY_METALD_CGROUP_PARENT="$(md_prefix)"
+	export UNKEY_METALD_GUEST_DIR="$BATS_TEST_TMPDIR/guest"
+	mkdir -p "$UNKEY_METALD_GUEST_DIR"
+	ln -s "$G/vmlinuz" "$UNKEY_METALD_GUEST_DIR/vmlinuz"
+	ln -s "$G/initrd.cpio.gz" "$UNKEY_METALD_GUEST_DIR/initrd.cpio.gz"
+	jq -r .cmdline "$BATS_FILE_TMPDIR/guest.json" > "$UNKEY_METALD_GUEST_DIR/cmdline"
+	export UNKEY_METALD_BACKEND=qemu
+}
+
+teardown() {
+	# whatever a failed test left: stop and delete through the tool, then the namespaces
+	if [ -d "$R/data/vms" ]; then
+		for d in "$R"/data/vms/*/; do
+			[ -d "$d" ] || continue
+			vm "delete" "$(basename "$d")" --force >/dev/null 2>&1 || true
+		done
+		vm reconcile >/dev/null 2>&1 || true
+	fi
+	netns_down
+	for c in /sys/fs/cgroup/*/"$(md_prefix)"; do
+		[ -d "$c" ] && rmdir "$c" 2>/dev/null
+	done
+	leak_check
+}
+
+vm() { in_host metald-vm --root "$R" "$@"; }
+
+serial_has() { grep -q "$2" "$R/data/vms/$1/serial.log"; }
+
+# the guest's readiness line within 60 s
+wait_ready() { wait_for 60 serial_has "$1" METALD-GUEST-READY; }
+
+state_of() { vm info "$1" --json | jq -r .state; }
+
+@test "lifecycle: create, boot, pause, resume, shutdown, boot again, delete" {
+	run_code 0 vm create --id a1 --tenant acme --json
+	[ "$(echo "$output" | jq -r .state)" = CREATED ]
+	run_code 0 vm boot a1
+	wait_ready a1
+	[ "$(state_of a1)" = RUNNING ]
+	run_code 0 vm pause a1
+	[ "$(state_of a1)" = PAUSED ]
+	run_code 4 vm pause a1
+	[[ "$output" == *"it is PAUSED"* ]]
+	run_code 0 vm resume a1
+	[ "$(state_of a1)" = RUNNING ]
+	run_code 0 vm shutdown a1 --timeout 30s
+	[ "$(state_of a1)" = SHUTDOWN ]
+	run_code 4 vm resume a1
+	[[ "$output" == *"it is SHUTDOWN"* ]]
+	: > "$R/data/vms/a1/serial.log"
+	run_code 0 vm boot a1
+	wait_ready a1
+	run_code 4 vm delete a1
+	run_code 0 vm delete a1 --force
+	[ ! -e "$R/data/vms/a1" ]
+	run_code 3 vm info a1
+}
+
+@test "info --json carries config, state, pid, network and live usage; text and json agree" {
+	run_code 0 vm create a2 --tenant acme --customer cust1 --vcpus 1 --memory 160M --boot --json
+	wait_ready a2
+	run_code 0 vm info --json a2
+	local j=$output
+	[ "$(echo "$j" | jq -r .state)" = RUNNING ]
+	[ "$(echo "$j" | jq -r .customer_id)" = cust1 ]
+	[ "$(echo "$j" | jq -r .config.memory.size_bytes)" = $((160 * 1024 * 1024)) ]
+	local pid
+	pid=$(echo "$j" | jq -r .pid)
+	[ -d "/proc/$pid" ]
+	[ "$(cat /proc/$pid/comm)" = qemu-system-x86 ]
+	# the VMM runs jailed as the VM's uid, in the VM's netns
+	[ "$(awk '/^Uid:/ {print $2}' /proc/$pid/status)" = "$(echo "$j" | jq -r .uid)" ]
+	[ "$(stat -Lc %i /proc/$pid/ns/net)" = "$(stat -Lc %i "$(echo "$j" | jq -r .network.netns)")" ]
+	echo "$j" | jq -e '.network.ipv4.address and .network.ipv6.address and .network.mac and .network.tap'
+	echo "$j" | jq -e '.usage.cpu_percent >= 0 and .usage.memory_bytes > 0 and .usage.uptime_seconds >= 0'
+	# the guest reports the addresses metald gave it
+	local ip4
+	ip4=$(echo "$j" | jq -r .network.ipv4.address)
+	grep "METALD-GUEST-READY" "$R/data/vms/a2/serial.log" | grep -q "ipv4=$ip4"
+	run_code 0 vm info a2
+	[[ "$output" == *"$ip4"* ]]
+	run_code 0 vm list --json
+	[ "$(echo "$output" | jq length)" = 1 ]
+	run_code 0 vm list --state RUNNING --customer cust1
+	[[ "$output" == *a2* ]]
+	run_code 0 vm list --state PAUSED
+	[[ "$output" != *a2* ]]
+	run_code 2 vm list --state BOGUS
+	run_code 0 vm delete a2 --force
+}
+
+@test "two VMs of one tenant reach each other; the host netns reaches them" {
+	run_code 0 vm create b1 --tenant t1 --boot
+	run_code 0 vm create b2 --tenant t1 --cmdline "$(cat "$UNKEY_METALD_GUEST_DIR/cmdline") metald.run=\"ping -c 3 -W 2 PEER\"" 
+	local ip1
+	ip1=$(vm info b1 --json | jq -r .network.ipv4.address)
+	# boot b2 with the peer's address in its command
+	vm delete b2
+	run_code 0 vm create b2 --tenant t1 --cmdline "$(cat "$UNKEY_METALD_GUEST_DIR/cmdline") metald.run=\"ping -c 3 -W 2 $ip1\"" --boot
+	wait_ready b1
+	wait_ready b2
+	wait_for 30 serial_has b2 "3 packets transmitted, [123] packets received"
+	in_host ping -c 2 -W 3 "$ip1"
+	local ip6
+	ip6=$(vm info b1 --json | jq -r .network.ipv6.address)
+	in_host ping -6 -c 2 -W 3 "$ip6"
+	run_code 0 vm delete b1 --force
+	run_code 0 vm delete b2 --force
+}
+
+@test "a VMM killed with -9 shows SHUTDOWN with the reason; a guest poweroff too" {
+	run_code 0 vm create c1 --boot
+	wait_ready c1
+	local pid
+	pid=$(vm info c1 --json | jq -r .pid)
+	kill -9 "$pid"
+	wait_for 10 sh -c "! kill -0 $pid 2>/dev/null"
+	run_code 0 vm info c1 --json
+	[ "$(echo "$output" | jq -r .state)" = SHUTDOWN ]
+	[[ "$(echo "$output" | jq -r .reason)" == *"signal 9"* ]]
+	[ "$(echo "$output" | jq -r .exit.status)" = 137 ]
+	[ ! -e "$R/run/meter/c1.json" ]
+	run_code 0 vm delete c1
+
+	run_code 0 vm create c2 --cmdline "$(cat "$UNKEY_METALD_GUEST_DIR/cmdline") metald.run=true metald.poweroff=1" --boot
+	wait_for 60 sh -c "[ \"\$(in_host metald-vm --root $R info c2 --json | jq -r .state)\" = SHUTDOWN ]"
+	run_code 0 vm info c2 --json
+	[[ "$(echo "$output" | jq -r .reason)" == *"powered off"* ]]
+	run_code 0 vm delete c2
+}
+
+@test "logs prints the console and -f follows it" {
+	run_code 0 vm create l1 --boot
+	wait_ready l1
+	run_code 0 vm logs l1 --lines 5
+	[ "${#lines[@]}" -le 5 ]
+	timeout 3 in_host metald-vm --root "$R" logs -f l1 > "$BATS_TEST_TMPDIR/follow" || true
+	grep -q METALD-GUEST-READY "$BATS_TEST_TMPDIR/follow" || grep -q . "$BATS_TEST_TMPDIR/follow"
+	run_code 3 vm logs nope
+	run_code 0 vm delete l1 --force
+}
+
+@test "bad configs and bad ids exit 2 and make nothing" {
+	echo '{"cpu":{"vcpu_count":0},"memory":{"size_bytes":1},"boot":{"kernel_path":"/x"}}' > "$BATS_TEST_TMPDIR/c.json"
+	run_code 2 vm create --config "$BATS_TEST_TMPDIR/c.json" --id x1
+	[[ "$output" == *vcpu_count* ]]
+	echo '{"cpu":{"vcpu_count":1},"memory":{"size_bytes":"abc"}}' > "$BATS_TEST_TMPDIR/c.json"
+	run_code 2 vm create --config "$BATS_TEST_TMPDIR/c.json" --id x1
+	[[ "$output" == *size_bytes* ]]
+	echo '{"cpu":' > "$BATS_TEST_TMPDIR/c.json"
+	run_code 2 vm create --config "$BATS_TEST_TMPDIR/c.json" --id x1
+	run_code 3 vm create --config "$BATS_TEST_TMPDIR/none.json" --id x1
+	run_code 3 vm create --id x1 --kernel /nonexistent/kernel
+	for bad in .. a/b "a b" vm_1 "$(printf 'a%.0s' $(seq 65))" "h$(printf '\xc3\xa9')"; do
+		run_code 2 vm create --id "$bad"
+		[[ "$output" == *"1-64 characters"* ]]
+		run_code 2 vm info "$bad"
+	done
+	run_code 2 vm create --id x1 --vmm xen
+	run_code 2 vm create --id x1 --memory 12Q
+	run_code 2 vm bogus
+	run_code 2 vm info
+	run_code 2 vm shutdown x1 --timeout soon
+	[ ! -d "$R/data/vms/x1" ]
+	[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+}
+
+@test "parallel: one id created twice at once, one wins; 10 distinct ids at once all succeed" {
+	local i pids=()
+	for i in 1 2; do
+		(in_host metald-vm --root "$R" create --id same > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/rc$i") &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	[ "$(sort "$BATS_TEST_TMPDIR"/rc1 "$BATS_TEST_TMPDIR"/rc2 | tr '\n' ' ')" = "0 4 " ]
+	run_code 0 vm delete same
+	pids=()
+	for i in $(seq 1 10); do
+		(in_host metald-vm --root "$R" create --id p$i --tenant t$((i % 2)) > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/p$i") &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in $(seq 1 10); do [ "$(cat "$BATS_TEST_TMPDIR/p$i")" = 0 ]; done
+	run_code 0 vm list --json
+	[ "$(echo "$output" | jq length)" = 10 ]
+	# distinct uids and addresses
+	[ "$(echo "$output" | jq -r '.[].uid' | sort -u | wc -l)" = 10 ]
+	[ "$(echo "$output" | jq -r '.[].network.ipv4.address' | sort -u | wc -l)" = 10 ]
+	for i in $(seq 1 10); do vm delete p$i >/dev/null; done
+	[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+}
+
+@test "kill -9 of metald-vm at each step, then reconcile: the VM is fully there or fully gone" {
+	local step
+	for step in create:record create:disks create:network; do
+		METALD_FAULT=vm-$step run vm create --id k1
+		[ "$status" -eq 137 ]
+		run_code 0 vm reconcile
+		[ ! -d "$R/data/vms/k1" ]
+		[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+	done
+	for step in boot:record boot:vmm boot:started; do
+		run_code 0 vm create --id k2
+		METALD_FAULT=vm-$step run vm boot k2
+		[ "$status" -eq 137 ]
+		run_code 0 vm reconcile
+		local s
+		s=$(state_of k2)
+		if [ "$step" = boot:started ]; then
+			# the VMM was started and survives the CLI: reconcile leaves it or marks it
+			[ "$s" = SHUTDOWN ] || [ "$s" = CREATED ] || [ "$s" = RUNNING ] || false
+		else
+			[ "$s" != RUNNING ]
+		fi
+		run_code 0 vm delete k2 --force
+		[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+	done
+	for step in delete:record delete:jail delete:network; do
+		run_code 0 vm create --id k3
+		METALD_FAULT=vm-$step run vm delete k3
+		[ "$status" -eq 137 ]
+		run_code 0 vm reconcile
+		[ ! -d "$R/data/vms/k3" ]
+		[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+	done
+	run_code 0 vm reconcile
+}
+
+@test "the Firecracker path end to end against the API test double" {
+	require_cmd python3
+	local fc="$BATS_TEST_TMPDIR/bin/firecracker"
+	mkdir -p "$(dirname "$fc")"
+	ln -s "$METALD_TOP/t/helpers/fc-standin" "$fc"
+	export UNKEY_METALD_FIRECRACKER_BIN="$fc"
+	run_code 0 vm create f1 --vmm firecracker --boot --json
+	[ "$(echo "$output" | jq -r .vmm)" = firecracker ]
+	[ "$(state_of f1)" = RUNNING ]
+	run_code 0 vm pause f1
+	[ "$(state_of f1)" = PAUSED ]
+	run_code 0 vm resume f1
+	run_code 0 vm shutdown f1 --timeout 5s
+	[ "$(state_of f1)" = SHUTDOWN ]
+	run_code 0 vm delete f1
+}
