@@ -750,6 +750,12 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 	av_addf(&chain, "--gid=%lld", (long long)rec_int(rec, "gid"));
 	av_add(&chain, "--chroot-base-dir");
 	av_add(&chain, c->paths.chroot_dir);
+	{
+		/* all VMs' cgroups under one parent (the jail makes <parent>/<id>) */
+		const char *parent = getenv("UNKEY_METALD_CGROUP_PARENT");
+		av_add(&chain, "--parent-cgroup");
+		av_add(&chain, parent && *parent ? parent : "metald");
+	}
 	av_add(&chain, "--netns");
 	av_add(&chain, json_string_value(json_object_get(net, "netns")));
 	/* limits: vCPUs as CPU bandwidth, memory with room for the VMM itself */
