@@ -72,7 +72,8 @@ boot_fg() {
 	before=$(stat -c '%Y %s' "$GUEST_DIR"/vmlinuz "$GUEST_DIR"/initrd.cpio.gz "$GUEST_DIR"/rootfs.ext4)
 	sh "$GUEST_SH/build-guest" --out "$GUEST_DIR" > "$BATS_TEST_TMPDIR/again.json" 2> "$BATS_TEST_TMPDIR/again.err"
 	[ "$(cat "$BATS_TEST_TMPDIR/again.json")" = "$json" ]
-	! grep -q building "$BATS_TEST_TMPDIR/again.err"
+	run grep -q building "$BATS_TEST_TMPDIR/again.err"
+	[ "$status" -eq 1 ]
 	[ "$(stat -c '%Y %s' "$GUEST_DIR"/vmlinuz "$GUEST_DIR"/initrd.cpio.gz "$GUEST_DIR"/rootfs.ext4)" = "$before" ]
 }
 
