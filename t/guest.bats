@@ -194,14 +194,18 @@ boot_fg() {
 	grep -q 'reboot: Power down' "$log"
 }
 
-@test "the ext4 rootfs variant boots with root=/dev/vda and is clean after power off" {
+@test "the ext4 rootfs variant boots with root=/dev/vda and is clean after Ctrl-Alt-Del during metald.run" {
 	cp "$GUEST_DIR/rootfs.ext4" "$BATS_TEST_TMPDIR/rootfs.ext4"
-	boot_fg "root=/dev/vda metald.run=\"cat /etc/metald/rootfs; grep ' / ' /proc/mounts; echo written > /root/mark\" metald.poweroff=1" \
+	# no metald.poweroff: the SIGINT that Ctrl-Alt-Del sends to init ends the boot, mid-command
+	boot_fg "root=/dev/vda metald.run=\"cat /etc/metald/rootfs; grep ' / ' /proc/mounts; echo written > /root/mark; kill -INT 1; sleep 100\"" \
 		-drive "id=d0,file=$BATS_TEST_TMPDIR/rootfs.ext4,format=raw,if=none" -device virtio-blk-device,drive=d0
 	[ "$status" -eq 0 ]
 	grep -q '^METALD-GUEST-READY ' "$BATS_TEST_TMPDIR/serial.log"
 	grep -qx 'ext4' "$BATS_TEST_TMPDIR/serial.log"
 	grep -q '^/dev/vda / ext4 rw' "$BATS_TEST_TMPDIR/serial.log"
+	grep -q 'metald-guest: powering off' "$BATS_TEST_TMPDIR/serial.log"
+	run grep -q 'METALD-GUEST-RUN-EXIT' "$BATS_TEST_TMPDIR/serial.log"
+	[ "$status" -eq 1 ]
 	grep -q 'reboot: Power down' "$BATS_TEST_TMPDIR/serial.log"
 	e2fsck -fn "$BATS_TEST_TMPDIR/rootfs.ext4"
 	[ "$(debugfs -R 'cat /root/mark' "$BATS_TEST_TMPDIR/rootfs.ext4" 2> /dev/null)" = written ]
