@@ -72,7 +72,8 @@ boot_fg() {
 	before=$(stat -c '%Y %s' "$GUEST_DIR"/vmlinuz "$GUEST_DIR"/initrd.cpio.gz "$GUEST_DIR"/rootfs.ext4)
 	sh "$GUEST_SH/build-guest" --out "$GUEST_DIR" > "$BATS_TEST_TMPDIR/again.json" 2> "$BATS_TEST_TMPDIR/again.err"
 	[ "$(cat "$BATS_TEST_TMPDIR/again.json")" = "$json" ]
-	! grep -q building "$BATS_TEST_TMPDIR/again.err"
+	run grep -q building "$BATS_TEST_TMPDIR/again.err"
+	[ "$status" -eq 1 ]
 	[ "$(stat -c '%Y %s' "$GUEST_DIR"/vmlinuz "$GUEST_DIR"/initrd.cpio.gz "$GUEST_DIR"/rootfs.ext4)" = "$before" ]
 }
 
@@ -168,14 +169,43 @@ boot_fg() {
 	grep -q 'reboot: Power down' "$log"
 }
 
-@test "the ext4 rootfs variant boots with root=/dev/vda and is clean after power off" {
+@test "without metald.poweroff the console has a shell, and Ctrl-Alt-Del (SIGINT to init) powers off" {
+	local log="$BATS_TEST_TMPDIR/serial.log" in="$BATS_TEST_TMPDIR/serial.in"
+	mkfifo "$in"
+	qemu_args ""
+	"${QARGS[@]}" -serial stdio < "$in" > "$log" 2>&1 &
+	QEMU_PID=$!
+	exec 8> "$in"
+	wait_for 120 grep -q '^METALD-GUEST-READY ' "$log"
+	wait_for 60 grep -q '/ # ' "$log"
+	# the kernel turns Ctrl-Alt-Del into SIGINT for init; busybox init runs its ctrlaltdel action
+	echo 'echo shell-$((6*7)); kill -INT 1' >&8
+	local i=0
+	while kill -0 "$QEMU_PID" 2> /dev/null && [ "$(awk '{print $3}' "/proc/$QEMU_PID/stat" 2> /dev/null)" != Z ] && [ $i -lt 600 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	exec 8>&-
+	run wait "$QEMU_PID"
+	[ "$status" -eq 0 ]
+	QEMU_PID=
+	grep -q 'shell-42' "$log"
+	grep -q 'metald-guest: powering off' "$log"
+	grep -q 'reboot: Power down' "$log"
+}
+
+@test "the ext4 rootfs variant boots with root=/dev/vda and is clean after Ctrl-Alt-Del during metald.run" {
 	cp "$GUEST_DIR/rootfs.ext4" "$BATS_TEST_TMPDIR/rootfs.ext4"
-	boot_fg "root=/dev/vda metald.run=\"cat /etc/metald/rootfs; grep ' / ' /proc/mounts; echo written > /root/mark\" metald.poweroff=1" \
+	# no metald.poweroff: the SIGINT that Ctrl-Alt-Del sends to init ends the boot, mid-command
+	boot_fg "root=/dev/vda metald.run=\"cat /etc/metald/rootfs; grep ' / ' /proc/mounts; echo written > /root/mark; kill -INT 1; sleep 100\"" \
 		-drive "id=d0,file=$BATS_TEST_TMPDIR/rootfs.ext4,format=raw,if=none" -device virtio-blk-device,drive=d0
 	[ "$status" -eq 0 ]
 	grep -q '^METALD-GUEST-READY ' "$BATS_TEST_TMPDIR/serial.log"
 	grep -qx 'ext4' "$BATS_TEST_TMPDIR/serial.log"
 	grep -q '^/dev/vda / ext4 rw' "$BATS_TEST_TMPDIR/serial.log"
+	grep -q 'metald-guest: powering off' "$BATS_TEST_TMPDIR/serial.log"
+	run grep -q 'METALD-GUEST-RUN-EXIT' "$BATS_TEST_TMPDIR/serial.log"
+	[ "$status" -eq 1 ]
 	grep -q 'reboot: Power down' "$BATS_TEST_TMPDIR/serial.log"
 	e2fsck -fn "$BATS_TEST_TMPDIR/rootfs.ext4"
 	[ "$(debugfs -R 'cat /root/mark' "$BATS_TEST_TMPDIR/rootfs.ext4" 2> /dev/null)" = written ]

@@ -8,7 +8,13 @@ set -eu
 top=$(cd "$(dirname "$0")/../../.." && pwd)
 guest_sh="$top/share/metald/guest"
 [ -x "$guest_sh/build-guest" ] || [ -f "$guest_sh/build-guest" ] || { echo "demo: no share/metald/guest next to this script" >&2; exit 1; }
-build="${METALD_DEMO_BUILD:-$top/build}"
+# In a source tree the guest is cached in build/ (as `make guest` does); installed, in the
+# user's cache directory.
+if [ -f "$top/Makefile" ] && [ -d "$top/lib" ]; then
+	build="${METALD_DEMO_BUILD:-$top/build}"
+else
+	build="${METALD_DEMO_BUILD:-${XDG_CACHE_HOME:-$HOME/.cache}/metald}"
+fi
 
 step() { printf '\n== %s\n' "$*"; }
 
