@@ -54,7 +54,7 @@ export UNKEY_METALD_GUEST_DIR="$tmp/guest" UNKEY_METALD_BACKEND=qemu UNKEY_METAL
 
 step "create and boot two VMs of tenant acme (jailed QEMU microvm, each in its own netns, uid and cgroup)"
 show vm create demo-a --tenant acme --customer acme-corp --memory 128M --boot > /dev/null
-a4=$(vm info demo-a --json | sed -n 's/.*"address": "\([0-9.]*\)".*/\1/p' | head -1)
+a4=$(vm info demo-a --json | jq -r .network.ipv4.address)
 cmd="$(cat "$tmp/guest/cmdline") metald.run=\"ping -c 3 -W 2 $a4\""
 show vm create demo-b --tenant acme --customer acme-corp --memory 128M --cmdline "$cmd" --boot > /dev/null
 
@@ -77,7 +77,7 @@ step "demo-b pinged demo-a ($a4) from inside the guest; its serial log says:"
 show vm logs demo-b --lines 40 | tr -d '\r' | grep -E 'METALD-GUEST-READY|bytes from|packets transmitted|METALD-GUEST-RUN-EXIT'
 
 step "ping demo-a from the host namespace, over IPv4 and IPv6"
-a6=$(vm info demo-a --json | sed -n 's/.*"address": "\([0-9a-f:]*:[0-9a-f:]*\)".*/\1/p' | head -1)
+a6=$(vm info demo-a --json | jq -r .network.ipv6.address)
 show ip netns exec "$ns" ping -c 2 -W 3 "$a4" | grep -E 'bytes from|packet loss'
 show ip netns exec "$ns" ping -6 -c 2 -W 3 "$a6" | grep -E 'bytes from|packet loss'
 
