@@ -180,7 +180,13 @@ int md_jail_check(struct md_jail *j, md_err **err)
 
 		if (v == MD_CG_AUTO && md_cgroup_detect(j->cgroup_root, &v, NULL) < 0)
 			v = 0;
-		if (v == MD_CG_V2 && md_cgroup_new(&probe, j->cgroup_root, MD_CG_V2, "", parent, NULL) == 0) {
+		_cleanup_free_ char *pdir = strdup(parent);
+		char *slash = strrchr(pdir, '/');
+		const char *leaf = slash ? slash + 1 : pdir;
+
+		if (slash)
+			*slash = '\0';
+		if (v == MD_CG_V2 && md_cgroup_new(&probe, j->cgroup_root, MD_CG_V2, slash ? pdir : "", leaf, NULL) == 0) {
 			if (access(probe->dirs[0].path, F_OK) == 0)
 				j->cg_join = strdup(probe->dirs[0].path);
 			md_cgroup_free(probe);
