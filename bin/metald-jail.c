@@ -357,5 +357,15 @@ int main(int argc, char **argv)
 		json_decref(o);
 	}
 	md_jail_free(&j);
+	for (size_t i = 0; i < j.nprops; i++)
+		free(j.props[i].file);
+	for (size_t i = 0; i < j.nmounts; i++)
+		free(j.mounts[i].src);
+	for (size_t i = 0; i < j.nlinks; i++)
+		free(j.links[i].src);
+	free(j.props);
+	free(j.rlimits);
+	free(j.mounts);
+	free(j.links);
 	return 0;
 }
