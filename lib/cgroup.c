@@ -239,18 +239,16 @@ int md_cgroup_new(struct md_cgroup **out, const char *root, int version, const c
 	cg->parent = strdup(parent);
 	cg->id = strdup(id);
 	cg->v2_controllers = calloc(1, sizeof(char *));
+	struct cg_mount *m = NULL;
+	if (mounts_read(root, &m, &cg->nmounts, err) < 0) {
+		md_cgroup_free(cg);
+		return -1;
+	}
+	cg->mounts = m;
 	if (version == 2) {
-		struct cg_mount *m = NULL;
-		size_t n = 0;
-		const struct cg_mount *v2;
+		const struct cg_mount *v2 = v2_mount(m, cg->nmounts, root);
 
-		if (mounts_read(root, &m, &n, err) < 0) {
-			md_cgroup_free(cg);
-			return -1;
-		}
-		v2 = v2_mount(m, n, root);
 		if (v2 == NULL) {
-			mounts_free(m, n);
 			md_cgroup_free(cg);
 			return md_missing(err, "no cgroup2 hierarchy is mounted at or below `%s`", root);
 		}
@@ -259,7 +257,6 @@ int md_cgroup_new(struct md_cgroup **out, const char *root, int version, const c
 		cg->dirs[0].mount = strdup(v2->dir);
 		cg->dirs[0].path = *parent ? md_strdup_printf("%s/%s/%s", v2->dir, parent, id)
 					   : md_strdup_printf("%s/%s", v2->dir, id);
-		mounts_free(m, n);
 	}
 	*out = cg;
 	return 0;
@@ -278,6 +275,7 @@ void md_cgroup_free(struct md_cgroup *cg)
 		free(*c);
 	free(cg->v2_controllers);
 	free(cg->dirs);
+	mounts_free(cg->mounts, cg->nmounts);
 	free(cg->root);
 	free(cg->parent);
 	free(cg->id);
@@ -376,13 +374,10 @@ int md_cgroup_need(struct md_cgroup *cg, const char *controller, md_err **err)
 		nc[k + 1] = NULL;
 		return 0;
 	}
-	struct cg_mount *m = NULL;
-	size_t n = 0;
+	const struct cg_mount *m = cg->mounts;
 	int rc = -1;
 
-	if (mounts_read(cg->root, &m, &n, err) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < cg->nmounts; i++) {
 		if (m[i].version == 1 && opt_has(m[i].opts, controller)) {
 			rc = add_dir(cg, &m[i]) < 0 ? md_fail(err, ENOMEM, "cgroup") : 0;
 			break;
@@ -391,7 +386,6 @@ int md_cgroup_need(struct md_cgroup *cg, const char *controller, md_err **err)
 	if (rc < 0 && err && *err == NULL)
 		md_missing(err, "cgroup controller `%s` has no cgroup v1 hierarchy mounted below `%s`", controller,
 			   cg->root);
-	mounts_free(m, n);
 	return rc;
 }
 
@@ -548,7 +542,11 @@ int md_cgroup_attach(struct md_cgroup *cg, pid_t pid, md_err **err)
 
 	snprintf(buf, sizeof(buf), "%d", (int)pid);
 	for (size_t i = 0; i < cg->n; i++) {
-		_cleanup_free_ char *p = md_path_join(cg->dirs[i].path, "cgroup.procs");
+		/* v1, the caller itself: "0" into `tasks` moves just this thread, and the kernel then
+		 * skips the global threadgroup lock whose RCU grace period costs milliseconds per write
+		 * (cgroup_procs_write_start). The caller must be single-threaded. */
+		_cleanup_free_ char *p = md_path_join(cg->dirs[i].path,
+						      cg->version == 1 && pid == 0 ? "tasks" : "cgroup.procs");
 		if (write_file(p, buf, err) < 0)
 			return md_err_wrap(err, "add process to cgroup");
 	}
@@ -557,28 +555,23 @@ int md_cgroup_attach(struct md_cgroup *cg, pid_t pid, md_err **err)
 
 int md_cgroup_find(struct md_cgroup *cg, md_err **err)
 {
-	struct cg_mount *m = NULL;
-	size_t n = 0;
+	const struct cg_mount *m = cg->mounts;
+	size_t n = cg->nmounts;
 	int found = 0;
 
 	if (cg->version == 2)
 		return access(cg->dirs[0].path, F_OK) == 0 ? 1 : 0;
-	if (mounts_read(cg->root, &m, &n, err) < 0)
-		return -1;
 	for (size_t i = 0; i < n; i++) {
 		if (m[i].version != 1)
 			continue;
 		_cleanup_free_ char *p = *cg->parent ? md_strdup_printf("%s/%s/%s", m[i].dir, cg->parent, cg->id)
 						     : md_strdup_printf("%s/%s", m[i].dir, cg->id);
 		if (access(p, F_OK) == 0) {
-			if (add_dir(cg, &m[i]) < 0) {
-				mounts_free(m, n);
+			if (add_dir(cg, &m[i]) < 0)
 				return md_fail(err, ENOMEM, "cgroup");
-			}
 			found++;
 		}
 	}
-	mounts_free(m, n);
 	return found;
 }
 

@@ -30,6 +30,8 @@ struct md_cgroup {
 	char **v2_controllers; /* v2: controllers to enable down the parent chain (NULL-terminated) */
 	size_t n;
 	struct md_cg_dir *dirs;
+	void *mounts; /* private: the hierarchies found under root, read once */
+	size_t nmounts;
 };
 
 /*
@@ -65,7 +67,8 @@ int md_cgroup_create(struct md_cgroup *cg, md_err **err);
 /* Write VALUE into FILE ("memory.max") of the leaf of the hierarchy holding FILE's controller. */
 int md_cgroup_write(struct md_cgroup *cg, const char *file, const char *value, md_err **err);
 
-/* Move a process (0: the caller) into every leaf. */
+/* Move a process into every leaf. 0: the caller, which must be single-threaded (on v1 only
+ * its thread is moved, which avoids a slow global lock). */
 int md_cgroup_attach(struct md_cgroup *cg, pid_t pid, md_err **err);
 
 /* Fill dirs with every hierarchy where <parent>/<id> exists (v1: all hierarchies are searched).

@@ -350,11 +350,15 @@ static int prepare(struct md_jail *j, md_err **err)
 	}
 	j->made_jail_dir = true;
 
-	/* The record comes before the resources it names, so clean can always find them. */
+	/* The record comes before the resources it names, so clean can always find them. It is not
+	 * fsync'd: what it names (cgroups, processes) does not survive a crash of the host either,
+	 * and clean works without it. The directory is new, so no temp file is needed. */
 	_cleanup_json_ json_t *rec = record_json(j);
 	_cleanup_free_ char *recpath = md_path_join(j->jail_dir, MD_JAIL_RECORD);
-	if (md_json_write_atomic(recpath, rec, 0644, err) < 0)
-		return -1;
+	_cleanup_free_ char *text = json_dumps(rec, JSON_COMPACT);
+	_cleanup_close_ int rfd = open(recpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (rfd < 0 || text == NULL || write(rfd, text, strlen(text)) != (ssize_t)strlen(text))
+		return md_fail(err, errno, "write `%s`", recpath);
 
 	/* Firecracker's layout: /, /dev, /dev/net and /run are 0700 and owned by the program. */
 	_cleanup_free_ char *dev = md_path_join(j->root, "dev");
