@@ -324,6 +324,7 @@ args" ]
 		--resource-limit fsize=2048 --resource-limit no-file=1024 -- --api-sock /run/firecracker.socket
 	local root="$BASE/firecracker/${P}fc/root"
 	[ -f "$root/firecracker.pid" ]
+	cat "$root/firecracker.pid" >> "$BATS_TEST_TMPDIR/pids"
 	[ -x "$root/firecracker" ]
 	[ -c "$root/dev/kvm" ] && [ -c "$root/dev/net/tun" ]
 	[ -d /sys/fs/cgroup/cpu/$P/${P}fc ]
