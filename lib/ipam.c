@@ -278,6 +278,8 @@ int md_ipam_lease(struct md_ipam *ip, const struct md_netcfg *cfg, const char *t
 		return -1;
 	addr_set(&out->gw4, AF_INET, addr_u(&out->subnet4.addr) + 1);
 	addr_set(&out->gw6, AF_INET6, addr_u(&out->subnet6.addr) + 1);
+	json_object_set_new(rec, "gateway4", json_string(md_addr_str(&out->gw4, b4, sizeof(b4))));
+	json_object_set_new(rec, "gateway6", json_string(md_addr_str(&out->gw6, b6, sizeof(b6))));
 	l = json_pack("{s:s, s:s}", "ipv4", md_addr_str(&out->addr4, b4, sizeof(b4)), "ipv6",
 		      md_addr_str(&out->addr6, b6, sizeof(b6)));
 	json_object_set_new(leases, id, l);

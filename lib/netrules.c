@@ -50,6 +50,8 @@ char *md_rules_setup(const struct md_netcfg *cfg)
 		"add table inet metald { comment \"metald-net: NAT, isolation, port forwards\"; }\n"
 		"add set inet metald bridges { type ifname; comment \"tenant bridges\"; }\n"
 		"add set inet metald self { type ifname . ifname; }\n"
+		"add set inet metald gw4 { type ifname . ipv4_addr; comment \"tenant bridge . its gateway\"; }\n"
+		"add set inet metald gw6 { type ifname . ipv6_addr; }\n"
 		"add set inet metald host_allow { type inet_proto . inet_service; }\n"
 		"flush set inet metald host_allow\n"
 		"%s%s%s"
@@ -80,9 +82,10 @@ char *md_rules_setup(const struct md_netcfg *cfg)
 		"add rule inet metald input ct state established,related accept\n"
 		"add rule inet metald input icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, "
 		"mld-listener-report, mld2-listener-report } accept\n"
-		"add rule inet metald input fib daddr . iif type local icmp type echo-request accept\n"
-		"add rule inet metald input fib daddr . iif type local icmpv6 type echo-request accept\n"
-		"add rule inet metald input fib daddr . iif type local meta l4proto . th dport @host_allow accept\n"
+		"add rule inet metald input iifname . ip daddr @gw4 icmp type echo-request accept\n"
+		"add rule inet metald input iifname . ip6 daddr @gw6 icmpv6 type echo-request accept\n"
+		"add rule inet metald input iifname . ip daddr @gw4 meta l4proto . th dport @host_allow accept\n"
+		"add rule inet metald input iifname . ip6 daddr @gw6 meta l4proto . th dport @host_allow accept\n"
 		"add rule inet metald input drop\n",
 		allow ? "add element inet metald host_allow { " : "", allow ? allow : "", allow ? " }\n" : "",
 		cfg->nat6 ? "" : "meta nfproto ipv4 ");
@@ -98,18 +101,23 @@ char *md_rules_flush_sets(void)
 	return strdup("flush set bridge metald ports\nflush set bridge metald macs\n"
 		      "flush set bridge metald addr4\nflush set bridge metald addr6\n"
 		      "flush set inet metald bridges\nflush set inet metald self\n"
+		      "flush set inet metald gw4\nflush set inet metald gw6\n"
 		      "flush map inet metald pub4\nflush map inet metald pub6\n");
 }
 
-char *md_rules_tenant(const char *tenant, const char *bridge, bool add)
+char *md_rules_tenant(const char *tenant, const char *bridge, const char *gw4, const char *gw6, bool add)
 {
 	if (add)
 		return md_strdup_printf("add element inet metald bridges { \"%s\" comment \"tenant:%s\" }\n"
-					"add element inet metald self { \"%s\" . \"%s\" comment \"tenant:%s\" }\n",
-					bridge, tenant, bridge, bridge, tenant);
+					"add element inet metald self { \"%s\" . \"%s\" comment \"tenant:%s\" }\n"
+					"add element inet metald gw4 { \"%s\" . %s comment \"tenant:%s\" }\n"
+					"add element inet metald gw6 { \"%s\" . %s comment \"tenant:%s\" }\n",
+					bridge, tenant, bridge, bridge, tenant, bridge, gw4, tenant, bridge, gw6, tenant);
 	return md_strdup_printf("delete element inet metald bridges { \"%s\" }\n"
-				"delete element inet metald self { \"%s\" . \"%s\" }\n",
-				bridge, bridge, bridge);
+				"delete element inet metald self { \"%s\" . \"%s\" }\n"
+				"delete element inet metald gw4 { \"%s\" . %s }\n"
+				"delete element inet metald gw6 { \"%s\" . %s }\n",
+				bridge, bridge, bridge, bridge, gw4, bridge, gw6);
 }
 
 void md_mac_linklocal(const uint8_t m[6], char *buf, size_t len)

@@ -15,7 +15,7 @@ char *md_rules_setup(const struct md_netcfg *cfg);
 char *md_rules_teardown(void);
 
 /* Lines adding (add=true) or deleting the elements of one tenant bridge. */
-char *md_rules_tenant(const char *tenant, const char *bridge, bool add);
+char *md_rules_tenant(const char *tenant, const char *bridge, const char *gw4, const char *gw6, bool add);
 
 /* Lines adding or deleting the elements of one VM, from its public object (metald-net create's
  * JSON). Appended to *buf (a malloc'd string or NULL). */

@@ -374,7 +374,11 @@ static int tenant_bridge(struct ctx *c, const char *tenant, const struct md_leas
 	    md_nl_addr_add(c->sk, idx, &l->gw4, cfg->tprefix4, err) < 0 ||
 	    md_nl_addr_add(c->sk, idx, &l->gw6, cfg->tprefix6, err) < 0)
 		return -1;
-	rules = md_rules_tenant(tenant, l->bridge, true);
+	{
+		char g4[INET6_ADDRSTRLEN], g6[INET6_ADDRSTRLEN];
+		rules = md_rules_tenant(tenant, l->bridge, md_addr_str(&l->gw4, g4, sizeof(g4)),
+					md_addr_str(&l->gw6, g6, sizeof(g6)), true);
+	}
 	if (md_nft_run(c->nft, rules, err) < 0)
 		return md_err_wrap(err, "tenant `%s` rules", tenant);
 	return idx;
@@ -407,7 +411,9 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 		md_ipam_bridge_name(tenant, br);
 		if (md_nl_link_del(c->sk, br, err) < 0)
 			return -1;
-		trules = md_rules_tenant(tenant, br, false);
+		trules = md_rules_tenant(tenant, br,
+					 json_string_value(json_object_get(json_object_get(net, "ipv4"), "gateway")),
+					 json_string_value(json_object_get(json_object_get(net, "ipv6"), "gateway")), false);
 		nft_delete_tolerant(c, trules);
 	}
 	if (unlink(path) < 0 && errno != ENOENT)
@@ -836,8 +842,13 @@ int md_vmnet_gc(const struct md_paths *p, json_t **out, md_err **err)
 				for (char **t = tenants; *t; t++) {
 					char br[IFNAMSIZ];
 					md_ipam_bridge_name(*t, br);
-					if (strv_has(keep_br, br)) {
-						_cleanup_free_ char *tr = md_rules_tenant(*t, br, true);
+					_cleanup_json_ json_t *trec = NULL;
+					if (strv_has(keep_br, br) && md_ipam_tenant(&c.ip, *t, &trec, NULL) == 0 &&
+					    json_string_value(json_object_get(trec, "gateway4")) &&
+					    json_string_value(json_object_get(trec, "gateway6"))) {
+						_cleanup_free_ char *tr = md_rules_tenant(
+							*t, br, json_string_value(json_object_get(trec, "gateway4")),
+							json_string_value(json_object_get(trec, "gateway6")), true);
 						char *ns = md_strdup_printf("%s%s", sync, tr);
 						free(sync);
 						sync = ns;
