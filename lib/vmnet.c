@@ -159,10 +159,11 @@ int md_vmnet_parse_rate(const char *s, struct md_vmnet_req *req, md_err **err)
 /* Firecracker's rate limiter: a bucket of `burst` bytes refilled in refill_time ms at `rate`. */
 static json_t *fc_limiter(uint64_t rate, uint64_t burst)
 {
-	uint64_t refill = burst * 1000 / rate;
+	uint64_t refill;
 
 	if (rate == 0)
 		return json_null();
+	refill = burst * 1000 / rate;
 	if (refill < 1)
 		refill = 1;
 	return json_pack("{s:{s:I, s:I}}", "bandwidth", "size", (json_int_t)(rate * refill / 1000), "refill_time",
