@@ -272,7 +272,7 @@ int md_ipam_lease(struct md_ipam *ip, const struct md_netcfg *cfg, const char *t
 	if (!json_is_object(leases))
 		json_object_set_new(rec, "leases", leases = json_object());
 	if (json_object_get(leases, id))
-		return md_conflict(err, "VM `%s` already holds a lease in tenant `%s`", id, tenant);
+		return md_conflict(err, "VM `%s` already holds a lease in tenant `%s` (an interrupted create? run `metald-net gc`)", id, tenant);
 	if (alloc_addr(leases, "ipv4", tenant, &out->subnet4, want4, &out->addr4, err) < 0 ||
 	    alloc_addr(leases, "ipv6", tenant, &out->subnet6, want6, &out->addr6, err) < 0)
 		return -1;

@@ -1,7 +1,8 @@
-/* The steps of metald-net. Order matters for crash safety: the lease and the VM record are on
- * disk before the first kernel object is made, and the record says "ready" only after the last,
- * so gc can always tell a finished VM from one whose create was interrupted (and undo the
- * latter). Every undo step accepts an object that is already gone. */
+/* The steps of metald-net. Order matters for crash safety: the lease (which names the VM id, and
+ * so every object derived from it) is on disk before the first kernel object is made, and the
+ * VM's record only after the last, so gc can always tell a finished VM (a record) from one whose
+ * create was interrupted (a lease without a record) and undo the latter. Every undo step accepts
+ * an object that is already gone. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -317,6 +318,8 @@ static int ports_update(struct ctx *c, const char *id, json_t *publish, bool add
 		json_decref(ports);
 		ports = json_object();
 	}
+	if (add && json_array_size(publish) == 0)
+		return 0;
 	if (add) {
 		json_array_foreach(publish, i, e) {
 			_cleanup_free_ char *k = md_strdup_printf("%s/%lld", json_string_value(json_object_get(e, "protocol")),
@@ -401,7 +404,8 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 		return -1;
 	md_rules_vm(&rules, net, false);
 	nft_delete_tolerant(c, rules);
-	if (md_netns_remove(pin, err) < 0 || ports_update(c, id, NULL, false, err) < 0)
+	if (md_netns_remove(pin, err) < 0 ||
+	    (json_array_size(json_object_get(net, "publish")) > 0 && ports_update(c, id, NULL, false, err) < 0))
 		return -1;
 	if (tenant && md_ipam_release(&c->ip, tenant, id, &gone, err) < 0)
 		return -1;
@@ -563,12 +567,9 @@ int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const
 			"bridge", l.bridge);
 	json_object_set_new(rec, "uid", json_integer(req.uid));
 	json_object_set_new(rec, "gid", json_integer(req.gid));
-	if (md_json_write_atomic(path, rec, 0600, err) < 0) {
-		bool gone;
-		md_ipam_release(&c.ip, r->tenant, r->id, &gone, NULL);
-		goto fail;
-	}
-	fault("record");
+	/* No record is written yet: the lease, on disk now, names the VM id, from which every object
+	 * below derives its name (pin, host link, set element comments), so gc can find and undo an
+	 * interrupted create from the lease alone. The record is written once, when all exists. */
 	if (ports_update(&c, r->id, req.publish, true, err) < 0)
 		goto undo;
 	fault("ports");
