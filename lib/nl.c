@@ -88,6 +88,23 @@ int md_nl_ifindex(struct nl_sock *sk, const char *name, md_err **err)
 	return idx;
 }
 
+int md_nl_link_state(struct nl_sock *sk, const char *name, int *master, bool *up, md_err **err)
+{
+	struct rtnl_link *link = NULL;
+	int rc, idx;
+
+	rc = rtnl_link_get_kernel(sk, 0, name, &link);
+	if (rc == -NLE_NODEV || rc == -NLE_OBJ_NOTFOUND)
+		return 0;
+	if (rc < 0)
+		return nl_fail(err, rc, "link `%s`", name);
+	idx = rtnl_link_get_ifindex(link);
+	*master = rtnl_link_get_master(link);
+	*up = (rtnl_link_get_flags(link) & IFF_UP) != 0;
+	rtnl_link_put(link);
+	return idx;
+}
+
 int md_nl_bridge_add(struct nl_sock *sk, const char *name, md_err **err)
 {
 	struct rtnl_link *link = rtnl_link_bridge_alloc();
@@ -167,6 +184,32 @@ int md_nl_link_del(struct nl_sock *sk, const char *name, md_err **err)
 		return 0;
 	if (rc < 0)
 		return nl_fail(err, rc, "delete link `%s`", name);
+	return 1;
+}
+
+int md_nl_link_detach(struct nl_sock *sk, const char *name, md_err **err)
+{
+	struct rtnl_link *orig = NULL, *chg = rtnl_link_alloc();
+	int rc;
+
+	if (chg == NULL)
+		return md_fail(err, ENOMEM, "link `%s`", name);
+	rc = rtnl_link_get_kernel(sk, 0, name, &orig);
+	if (rc == -NLE_NODEV || rc == -NLE_OBJ_NOTFOUND) {
+		rtnl_link_put(chg);
+		return 0;
+	}
+	if (rc < 0) {
+		rtnl_link_put(chg);
+		return nl_fail(err, rc, "link `%s`", name);
+	}
+	rtnl_link_unset_flags(chg, IFF_UP);
+	rtnl_link_set_master(chg, 0);
+	rc = rtnl_link_change(sk, orig, chg, 0);
+	rtnl_link_put(orig);
+	rtnl_link_put(chg);
+	if (rc < 0)
+		return nl_fail(err, rc, "detach link `%s`", name);
 	return 1;
 }
 

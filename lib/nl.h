@@ -17,6 +17,9 @@ void md_nl_close(struct nl_sock *sk);
 /* ifindex of `name`: > 0, 0 when there is no such link, < 0 on error. */
 int md_nl_ifindex(struct nl_sock *sk, const char *name, md_err **err);
 
+/* Like md_nl_ifindex, also telling the link's master ifindex (0: none) and whether it is up. */
+int md_nl_link_state(struct nl_sock *sk, const char *name, int *master, bool *up, md_err **err);
+
 /* New bridge, up. EEXIST is exit class 4. */
 int md_nl_bridge_add(struct nl_sock *sk, const char *name, md_err **err);
 
@@ -30,6 +33,9 @@ int md_nl_link_up(struct nl_sock *sk, int ifindex, int master, md_err **err);
 
 /* Delete a link by name; a missing link is fine (returns 0; 1 when deleted). */
 int md_nl_link_del(struct nl_sock *sk, const char *name, md_err **err);
+
+/* Take a link down and off its bridge; a missing link is fine (returns 0; 1 when detached). */
+int md_nl_link_detach(struct nl_sock *sk, const char *name, md_err **err);
 
 /* Add address/prefix on a link (IPv6 without duplicate address detection); present is fine. */
 int md_nl_addr_add(struct nl_sock *sk, int ifindex, const struct md_addr *a, unsigned prefix, md_err **err);

@@ -177,7 +177,8 @@ static json_t *host_state(const struct md_netcfg *cfg)
 {
 	char b4[64], b6[64];
 
-	return json_pack("{s:s, s:s, s:i, s:i, s:b, s:s}", "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
+	/* "rules" is the rule set's version: a new metald-net re-runs setup on its first create */
+	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:s}", "rules", 2, "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
 			 "pool6", md_cidr_str(&cfg->pool6, b6, sizeof(b6)), "tenant_prefix4", (int)cfg->tprefix4,
 			 "tenant_prefix6", (int)cfg->tprefix6, "nat6", cfg->nat6, "host_allow",
 			 cfg->host_allow ? cfg->host_allow : "");
@@ -398,9 +399,12 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 	_cleanup_free_ char *pin = pin_path(c->p, id), *rules = NULL, *path = vm_path(c, id);
 	bool gone = false;
 
-	/* the host link first: without it the VM is cut off, and a record without it is what gc
-	 * recognises as a half-deleted VM if we die below */
-	if (link && md_nl_link_del(c->sk, link, err) < 0)
+	/* The host link first: down and off the tenant bridge, the VM is cut off at once, and a
+	 * record whose link is not on its bridge is what gc recognises as half-deleted if we die
+	 * below. The link is not deleted here: deleting a veth waits for an RCU barrier (30-40 ms on
+	 * this kind of host), and the kernel deletes both ends anyway when the VM's namespace goes
+	 * (after the pin is removed and no VMM is left inside), in the background. */
+	if (link && md_nl_link_detach(c->sk, link, err) < 0)
 		return -1;
 	md_rules_vm(&rules, net, false);
 	nft_delete_tolerant(c, rules);
@@ -495,6 +499,10 @@ static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, js
 	if (vm_inside(hostfd, nsfd, tap, r->uid, r->gid, &vsk, err) < 0)
 		goto out;
 	fault("tap");
+	/* a detached host link of an earlier VM with this id may still wait for the kernel to reap
+	 * its namespace: it is ours by name and claimed by no record (we hold the lock) */
+	if (md_nl_ifindex(c->sk, link, NULL) > 0 && md_nl_link_del(c->sk, link, err) < 0)
+		goto out;
 	if (md_nl_veth_add(c->sk, link, bridx, VM_VETH, nsfd, err) < 0)
 		goto out;
 	fault("veth");
@@ -740,7 +748,14 @@ int md_vmnet_gc(const struct md_paths *p, json_t **out, md_err **err)
 		net = json_object_get(rec, "net");
 		st = json_string_value(json_object_get(rec, "state"));
 		link = json_string_value(json_object_get(net, "host_link"));
-		idx = link ? md_nl_ifindex(c.sk, link, NULL) : 0;
+		{
+			int master = 0;
+			bool up = false;
+
+			idx = link ? md_nl_link_state(c.sk, link, &master, &up, NULL) : 0;
+			if (master <= 0 || !up)
+				idx = 0; /* detached: a delete was interrupted */
+		}
 		if (st && strcmp(st, "ready") == 0 && md_netns_pinned(pin) && idx > 0) {
 			PUSH(keep, nk, *i);
 			PUSH(keep_links, nl, link);

@@ -38,7 +38,7 @@ teardown() { net_teardown; }
 	[ "$(jq -r .state <<<"$output")" = ready ]
 	run_code 0 net delete --id a1
 	run_code 0 net delete --id a1
-	[ -z "$(net_objects)" ]
+	net_none
 	# the same id gets the same MAC again
 	run_code 0 net create --id a1 --tenant ta --json
 	[ "$(jq -r .mac <<<"$output")" = "$(jq -r .mac <<<"$j")" ]
@@ -72,7 +72,7 @@ teardown() { net_teardown; }
 	run_code 0 net delete --id a1
 	run_code 0 net delete --id a2
 	run_code 0 net delete --id b1
-	[ -z "$(net_objects)" ]
+	net_none
 }
 
 @test "bad input: exit codes and nothing left behind" {
@@ -96,7 +96,7 @@ teardown() { net_teardown; }
 	[[ "$output" == *"overlaps this host's route 198.18.0.0/30"* ]]
 	UNKEY_METALD_NETWORK_VM_SUBNET_IPV6=2001:db8:ffff::/48 run_code 2 net create --id a1 --tenant ta
 	[[ "$output" == *overlaps* ]]
-	[ -z "$(net_objects)" ]
+	net_none
 	# duplicates: the same id, a taken address, a taken host port
 	run_code 0 net create --id a1 --tenant ta --publish 8080:80 --json
 	a4=$(jq -r .ipv4.address <<<"$output")
@@ -108,7 +108,7 @@ teardown() { net_teardown; }
 	[ "$(jq -r .ipv4.address <<<"$output")" = 172.31.0.77 ]
 	run_code 0 net delete --id a1
 	run_code 0 net delete --id a2
-	[ -z "$(net_objects)" ]
+	net_none
 }
 
 @test "exhausted pools fail with the pool named and leave nothing behind" {
@@ -119,7 +119,7 @@ teardown() { net_teardown; }
 	run_code 1 net create --id b1 --tenant tb
 	[[ "$output" == *"pool 10.77.0.0/30 is exhausted"* ]]
 	run_code 0 net delete --id a1
-	[ -z "$(net_objects)" ]
+	net_none
 }
 
 @test "crash safety: kill -9 at every step of create, then gc leaves nothing and create works" {
@@ -133,10 +133,10 @@ teardown() { net_teardown; }
 			run_code 0 net show --id c1
 			run_code 0 net delete --id c1
 		fi
-		[ -z "$(net_objects)" ] || { echo "step $step left:" >&2; net_objects >&2; return 1; }
+		net_none || { echo "after step $step" >&2; return 1; }
 		run_code 0 net create --id c1 --tenant tc --publish 9000:90
 		run_code 0 net delete --id c1
-		[ -z "$(net_objects)" ]
+		net_none
 	done
 }
 
@@ -156,7 +156,7 @@ teardown() { net_teardown; }
 	! in_hostns nft list set bridge metald ports | grep -q ghost
 	in_hostns nft list set bridge metald ports | grep -q 'vm:a2'
 	run_code 0 net delete --id a2
-	[ -z "$(net_objects)" ]
+	net_none
 }
 
 @test "100 VMs created and deleted: nothing leaks" {
@@ -169,6 +169,6 @@ teardown() { net_teardown; }
 	for i in $(seq 1 100); do
 		net delete --id "v$i"
 	done
-	[ -z "$(net_objects)" ]
+	net_none
 	[ "$(in_hostns nft list ruleset | grep -c 'elements')" = 0 ]
 }

@@ -91,7 +91,7 @@ done
 for i in $(seq 1 "$N"); do
 	t=${EPOCHREALTIME/./}
 	ns="${P}b$i"; hl="${P}v$i"; printf -v mac '02:00:00:00:%02x:%02x' $((i / 256)) $((i % 256))
-	H ip link del "$hl"
+	H ip link set "$hl" down nomaster
 	H nft -f - <<NFT
 delete element bridge mdbase ports { "$hl" }
 delete element bridge mdbase macs { "$hl" . $mac }

@@ -28,3 +28,12 @@ net_teardown() {
 	netns_down
 	leak_check
 }
+# Nothing of ours left. A deleted VM's host link is detached at once and deleted by the kernel
+# with the VM's namespace, in the background: allow it a few seconds.
+_net_none() { [ -z "$(net_objects)" ]; }
+net_none() {
+	wait_for 10 _net_none && return 0
+	echo "left behind:" >&2
+	net_objects >&2
+	return 1
+}
