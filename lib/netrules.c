@@ -122,8 +122,14 @@ char *md_rules_tenant(const char *tenant, const char *bridge, const char *gw4, c
 
 void md_mac_linklocal(const uint8_t m[6], char *buf, size_t len)
 {
-	snprintf(buf, len, "fe80::%x:%x:%x:%x", ((m[0] ^ 2) << 8) | m[1], (m[2] << 8) | 0xff, 0xfe00 | m[3],
-		 (m[4] << 8) | m[5]);
+	/* modified EUI-64: flip the universal/local bit, put ff:fe in the middle */
+	struct md_addr a = { .family = AF_INET6 };
+	const uint8_t iid[8] = { m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5] };
+
+	a.b[0] = 0xfe;
+	a.b[1] = 0x80;
+	memcpy(a.b + 8, iid, 8);
+	md_addr_str(&a, buf, len);
 }
 
 __attribute__((format(printf, 2, 3))) static void append(char **buf, const char *fmt, ...)
