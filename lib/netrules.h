@@ -1,0 +1,30 @@
+/* The nftables rule set of metald-net: the host-wide `metald` tables and the set elements that
+ * carry each tenant and VM (tagged "tenant:T" / "vm:ID" in their comments). */
+#ifndef METALD_NETRULES_H
+#define METALD_NETRULES_H
+
+#include <stdbool.h>
+#include <jansson.h>
+#include "netcfg.h"
+
+/* The whole host-wide rule set as one idempotent transaction: tables, chains and sets are added
+ * if missing, the chains' rules replaced; set elements (the VMs) are kept. */
+char *md_rules_setup(const struct md_netcfg *cfg);
+
+/* Remove both tables. */
+char *md_rules_teardown(void);
+
+/* Lines adding (add=true) or deleting the elements of one tenant bridge. */
+char *md_rules_tenant(const char *tenant, const char *bridge, const char *gw4, const char *gw6, bool add);
+
+/* Lines adding or deleting the elements of one VM, from its public object (metald-net create's
+ * JSON). Appended to *buf (a malloc'd string or NULL). */
+void md_rules_vm(char **buf, json_t *vm, bool add);
+
+/* Flush every element set (gc rebuilds them from the records in the same transaction). */
+char *md_rules_flush_sets(void);
+
+/* The link-local address a guest derives from its MAC (EUI-64), as text. */
+void md_mac_linklocal(const uint8_t mac[6], char *buf, size_t len);
+
+#endif

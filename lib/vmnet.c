@@ -1,0 +1,949 @@
+/* The steps of metald-net. Order matters for crash safety: the lease (which names the VM id, and
+ * so every object derived from it) is on disk before the first kernel object is made, and the
+ * VM's record only after the last, so gc can always tell a finished VM (a record) from one whose
+ * create was interrupted (a lease without a record) and undo the latter. Every undo step accepts
+ * an object that is already gone. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netlink/netlink.h>
+
+#include "cleanup.h"
+#include "ids.h"
+#include "ipam.h"
+#include "log.h"
+#include "netns.h"
+#include "netrules.h"
+#include "nft.h"
+#include "nl.h"
+#include "tap.h"
+#include "vmnet.h"
+
+#define VM_BRIDGE "br0"
+#define VM_VETH "veth0"
+
+struct ctx {
+	const struct md_paths *p;
+	struct md_ipam ip;
+	struct nl_sock *sk;    /* the namespace metald-net runs in ("the host") */
+	struct md_nft *nft;
+	char *vmdir;
+};
+
+static void ctx_close(struct ctx *c)
+{
+	md_ipam_close(&c->ip);
+	md_nl_close(c->sk);
+	md_nft_close(c->nft);
+	free(c->vmdir);
+	memset(c, 0, sizeof(*c));
+	c->ip.lockfd = -1;
+}
+
+static int ctx_open(struct ctx *c, const struct md_paths *p, bool kernel, md_err **err)
+{
+	memset(c, 0, sizeof(*c));
+	c->ip.lockfd = -1;
+	c->p = p;
+	if (md_ipam_open(&c->ip, p->data_dir, err) < 0)
+		return -1;
+	c->vmdir = md_path_join(c->ip.dir, "vms");
+	if (md_mkdir_p(c->vmdir, 0700, err) < 0 || md_mkdir_p(p->netns_dir, 0755, err) < 0)
+		goto fail;
+	if (kernel && (md_nl_open(&c->sk, err) < 0 || md_nft_open(&c->nft, err) < 0))
+		goto fail;
+	return 0;
+fail:
+	ctx_close(c);
+	return -1;
+}
+
+/* Test-only fault hook: METALD_FAULT=net-create:STEP kills this process at STEP, to prove that
+ * gc recovers from a crash at any point. */
+static void fault(const char *step)
+{
+	const char *f = getenv("METALD_FAULT");
+
+	if (f && strncmp(f, "net-create:", 11) == 0 && strcmp(f + 11, step) == 0)
+		kill(getpid(), SIGKILL);
+}
+
+void md_vmnet_mac(const char *id, uint8_t mac[6])
+{
+	uint64_t h = md_fnv1a64(id);
+
+	mac[0] = 0x02;
+	for (int i = 1; i < 6; i++)
+		mac[i] = (uint8_t)(h >> (8 * (i - 1)));
+}
+
+static void host_link_name(const char *id, char out[IFNAMSIZ])
+{
+	snprintf(out, IFNAMSIZ, "mdv%012llx", (unsigned long long)(md_fnv1a64(id) >> 16));
+}
+
+static char *vm_path(struct ctx *c, const char *id)
+{
+	return md_strdup_printf("%s/%s.json", c->vmdir, id);
+}
+
+static char *pin_path(const struct md_paths *p, const char *id)
+{
+	return md_strdup_printf("%s/metald-%s", p->netns_dir, id);
+}
+
+int md_vmnet_parse_publish(const char *s, json_t *arr, md_err **err)
+{
+	_cleanup_free_ char *copy = strdup(s);
+	char *colon = strchr(copy, ':'), *slash;
+	const char *proto = "tcp";
+	uint64_t hp, gp;
+	size_t i;
+	json_t *e;
+
+	if (colon == NULL)
+		return md_usage(err, "--publish `%s`: want HOST_PORT:GUEST_PORT[/tcp|udp]", s);
+	*colon = 0;
+	if ((slash = strchr(colon + 1, '/'))) {
+		*slash = 0;
+		proto = slash + 1;
+	}
+	if (md_parse_u64(copy, 1, 65535, &hp, NULL) < 0 || md_parse_u64(colon + 1, 1, 65535, &gp, NULL) < 0 ||
+	    (strcmp(proto, "tcp") && strcmp(proto, "udp")))
+		return md_usage(err, "--publish `%s`: want HOST_PORT:GUEST_PORT[/tcp|udp], ports 1-65535", s);
+	json_array_foreach(arr, i, e) {
+		if (json_integer_value(json_object_get(e, "host_port")) == (json_int_t)hp &&
+		    strcmp(json_string_value(json_object_get(e, "protocol")), proto) == 0)
+			return md_usage(err, "--publish `%s`: host port %s/%u given twice", s, proto, (unsigned)hp);
+	}
+	json_array_append_new(arr, json_pack("{s:I, s:I, s:s}", "host_port", (json_int_t)hp, "guest_port",
+					     (json_int_t)gp, "protocol", proto));
+	return 0;
+}
+
+int md_vmnet_parse_rate(const char *s, struct md_vmnet_req *req, md_err **err)
+{
+	_cleanup_free_ char *copy = strdup(s);
+	char *save = NULL;
+
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		uint64_t *rate, *burst;
+		char *slash;
+
+		if (strncmp(t, "rx=", 3) == 0) {
+			rate = &req->rx_rate;
+			burst = &req->rx_burst;
+		} else if (strncmp(t, "tx=", 3) == 0) {
+			rate = &req->tx_rate;
+			burst = &req->tx_burst;
+		} else {
+			return md_usage(err, "--rate `%s`: want rx=BYTES_PER_S[/BURST],tx=BYTES_PER_S[/BURST]", s);
+		}
+		if ((slash = strchr(t + 3, '/')))
+			*slash = 0;
+		if (md_parse_size(t + 3, rate, err) < 0 || (slash && md_parse_size(slash + 1, burst, err) < 0))
+			return md_err_wrap(err, "--rate");
+		if (*rate == 0 || *rate > INT32_MAX)
+			return md_usage(err, "--rate `%s`: a rate must be 1 byte/s to 2 GiB/s", s);
+		if (!slash)
+			*burst = *rate / 10 > 32768 ? *rate / 10 : 32768;
+		if (*burst < 2048 || *burst > INT32_MAX)
+			return md_usage(err, "--rate `%s`: a burst must be 2 KiB to 2 GiB (at least one full frame)", s);
+	}
+	return 0;
+}
+
+/* Firecracker's rate limiter: a bucket of `burst` bytes refilled in refill_time ms at `rate`. */
+static json_t *fc_limiter(uint64_t rate, uint64_t burst)
+{
+	uint64_t refill;
+
+	if (rate == 0)
+		return json_null();
+	refill = burst * 1000 / rate;
+	if (refill < 1)
+		refill = 1;
+	return json_pack("{s:{s:I, s:I}}", "bandwidth", "size", (json_int_t)(rate * refill / 1000), "refill_time",
+			 (json_int_t)refill);
+}
+
+/* ---- host-wide setup ---- */
+
+static json_t *host_state(const struct md_netcfg *cfg)
+{
+	char b4[64], b6[64];
+
+	/* "rules" is the rule set's version: a new metald-net re-runs setup on its first create */
+	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:s}", "rules", 2, "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
+			 "pool6", md_cidr_str(&cfg->pool6, b6, sizeof(b6)), "tenant_prefix4", (int)cfg->tprefix4,
+			 "tenant_prefix6", (int)cfg->tprefix6, "nat6", cfg->nat6, "host_allow",
+			 cfg->host_allow ? cfg->host_allow : "");
+}
+
+static int check_overlap(struct ctx *c, const struct md_cidr *pool, const char *var, md_err **err)
+{
+	char route[128], pb[64];
+	int rc = md_nl_route_overlap(c->sk, pool, "mdt", route, sizeof(route), err);
+
+	if (rc < 0)
+		return -1;
+	if (rc > 0)
+		return md_usage(err, "%s %s overlaps this host's route %s: choose a pool no route covers", var,
+				md_cidr_str(pool, pb, sizeof(pb)), route);
+	return 0;
+}
+
+static int host_setup(struct ctx *c, const struct md_netcfg *cfg, md_err **err)
+{
+	_cleanup_free_ char *rules = NULL, *hpath = NULL;
+	_cleanup_json_ json_t *st = host_state(cfg);
+	char **up = NULL;
+
+	if (check_overlap(c, &cfg->pool4, "UNKEY_METALD_NETWORK_VM_SUBNET_IPV4", err) < 0 ||
+	    check_overlap(c, &cfg->pool6, "UNKEY_METALD_NETWORK_VM_SUBNET_IPV6", err) < 0)
+		return -1;
+	rules = md_rules_setup(cfg);
+	if (md_nft_run(c->nft, rules, err) < 0)
+		return md_err_wrap(err, "setup rules");
+	/* IPv4 forwarding is a per-interface switch (the ingress interface decides): our bridges get
+	 * it when made, the uplinks (default route) here, for replies and published ports. IPv6 has
+	 * only the namespace-wide switch. */
+	if (md_netns_sysctl("ipv6/conf/all/forwarding", "1", err) < 0)
+		return md_err_wrap(err, "setup");
+	if (md_nl_default_links(c->sk, &up, err) < 0)
+		return -1;
+	for (char **l = up; *l; l++) {
+		_cleanup_free_ char *k = md_strdup_printf("ipv4/conf/%s/forwarding", *l);
+		if (md_netns_sysctl(k, "1", err) < 0) {
+			md_strv_free(up);
+			return md_err_wrap(err, "setup");
+		}
+	}
+	md_strv_free(up);
+	hpath = md_path_join(c->ip.dir, "host.json");
+	return md_json_write_atomic(hpath, st, 0600, err);
+}
+
+static int ensure_setup(struct ctx *c, const struct md_netcfg *cfg, md_err **err)
+{
+	_cleanup_free_ char *hpath = md_path_join(c->ip.dir, "host.json");
+	_cleanup_json_ json_t *have = NULL, *want = host_state(cfg);
+
+	if (md_json_read(hpath, &have, NULL) == 0 && json_equal(have, want))
+		return 0;
+	return host_setup(c, cfg, err);
+}
+
+int md_vmnet_setup(const struct md_paths *p, const struct md_netcfg *cfg, md_err **err)
+{
+	struct ctx c;
+	int rc;
+
+	if (ctx_open(&c, p, true, err) < 0)
+		return -1;
+	rc = host_setup(&c, cfg, err);
+	ctx_close(&c);
+	return rc;
+}
+
+/* ---- records ---- */
+
+static int record_write(struct ctx *c, json_t *rec, const char *state, md_err **err)
+{
+	_cleanup_free_ char *path = vm_path(c, json_string_value(json_object_get(json_object_get(rec, "net"), "id")));
+
+	json_object_set_new(rec, "state", json_string(state));
+	return md_json_write_atomic(path, rec, 0600, err);
+}
+
+static int record_read(struct ctx *c, const char *id, json_t **rec, md_err **err)
+{
+	_cleanup_free_ char *path = vm_path(c, id);
+
+	if (md_json_read(path, rec, err) < 0) {
+		if (md_err_exit(*err) == MD_EXIT_NOTFOUND) {
+			md_err_free(err);
+			return md_notfound(err, "VM `%s`: no network", id);
+		}
+		return -1;
+	}
+	if (!json_is_object(json_object_get(*rec, "net"))) {
+		json_decref(*rec);
+		return md_fail(err, 0, "record `%s`: damaged (no `net` object)", path);
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char **record_ids(struct ctx *c)
+{
+	_cleanup_closedir_ DIR *d = opendir(c->vmdir);
+	struct dirent *de;
+	char **v = calloc(1, sizeof(char *));
+	size_t n = 0;
+
+	while (d && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
+			continue;
+		v = realloc(v, (n + 2) * sizeof(char *));
+		v[n++] = strndup(de->d_name, len - 5);
+		v[n] = NULL;
+	}
+	qsort(v, n, sizeof(char *), cmp_str);
+	return v;
+}
+
+/* ---- published ports: <data>/net/ports.json {"tcp/8080":"vm1"} ---- */
+
+static int ports_update(struct ctx *c, const char *id, json_t *publish, bool add, md_err **err)
+{
+	_cleanup_free_ char *path = md_path_join(c->ip.dir, "ports.json");
+	_cleanup_json_ json_t *ports = NULL;
+	bool changed = false;
+	const char *key;
+	json_t *v, *e;
+	void *tmp;
+	size_t i;
+
+	if (md_json_read(path, &ports, NULL) < 0 || !json_is_object(ports)) {
+		json_decref(ports);
+		ports = json_object();
+	}
+	if (add && json_array_size(publish) == 0)
+		return 0;
+	if (add) {
+		json_array_foreach(publish, i, e) {
+			_cleanup_free_ char *k = md_strdup_printf("%s/%lld", json_string_value(json_object_get(e, "protocol")),
+								  (long long)json_integer_value(json_object_get(e, "host_port")));
+			const char *owner = json_string_value(json_object_get(ports, k));
+
+			if (owner && strcmp(owner, id))
+				return md_conflict(err, "--publish: host port %s is already published by VM `%s`", k, owner);
+			json_object_set_new(ports, k, json_string(id));
+			changed = true;
+		}
+	} else {
+		json_object_foreach_safe(ports, tmp, key, v) {
+			if (strcmp(json_string_value(v), id) == 0) {
+				json_object_del(ports, key);
+				changed = true;
+			}
+		}
+	}
+	return changed ? md_json_write_atomic(path, ports, 0600, err) : 0;
+}
+
+/* ---- kernel objects ---- */
+
+/* Run deletions; if the batch fails because something is already gone, delete line by line. */
+static void nft_delete_tolerant(struct ctx *c, const char *cmds)
+{
+	_cleanup_free_ char *copy = NULL;
+	char *save = NULL;
+
+	if (cmds == NULL || md_nft_run(c->nft, cmds, NULL) == 0)
+		return;
+	copy = strdup(cmds);
+	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		md_nft_run(c->nft, l, NULL);
+}
+
+static int tenant_bridge(struct ctx *c, const char *tenant, const struct md_lease *l, const struct md_netcfg *cfg,
+			 md_err **err)
+{
+	_cleanup_free_ char *fwd = NULL, *rules = NULL;
+	int idx = md_nl_ifindex(c->sk, l->bridge, err);
+
+	if (idx < 0)
+		return -1;
+	if (idx > 0 && !l->new_tenant)
+		return idx;
+	if (idx == 0) {
+		if (md_nl_bridge_add(c->sk, l->bridge, err) < 0)
+			return -1;
+		if ((idx = md_nl_ifindex(c->sk, l->bridge, err)) <= 0)
+			return idx < 0 ? -1 : md_fail(err, ENODEV, "bridge `%s` vanished", l->bridge);
+	}
+	fwd = md_strdup_printf("ipv4/conf/%s/forwarding", l->bridge);
+	if (md_netns_sysctl(fwd, "1", err) < 0 ||
+	    md_nl_addr_add(c->sk, idx, &l->gw4, cfg->tprefix4, err) < 0 ||
+	    md_nl_addr_add(c->sk, idx, &l->gw6, cfg->tprefix6, err) < 0)
+		return -1;
+	{
+		char g4[INET6_ADDRSTRLEN], g6[INET6_ADDRSTRLEN];
+		rules = md_rules_tenant(tenant, l->bridge, md_addr_str(&l->gw4, g4, sizeof(g4)),
+					md_addr_str(&l->gw6, g6, sizeof(g6)), true);
+	}
+	if (md_nft_run(c->nft, rules, err) < 0)
+		return md_err_wrap(err, "tenant `%s` rules", tenant);
+	return idx;
+}
+
+/* Remove every object of a VM (whatever of them exists), release its lease and its record. */
+static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
+{
+	json_t *net = json_object_get(rec, "net");
+	const char *id = json_string_value(json_object_get(net, "id"));
+	const char *tenant = json_string_value(json_object_get(net, "tenant"));
+	const char *link = json_string_value(json_object_get(net, "host_link"));
+	_cleanup_free_ char *pin = pin_path(c->p, id), *rules = NULL, *path = vm_path(c, id);
+	bool gone = false;
+
+	/* The host link first: down and off the tenant bridge, the VM is cut off at once, and a
+	 * record whose link is not on its bridge is what gc recognises as half-deleted if we die
+	 * below. The link is not deleted here: deleting a veth waits for an RCU barrier (30-40 ms on
+	 * this kind of host), and the kernel deletes both ends anyway when the VM's namespace goes
+	 * (after the pin is removed and no VMM is left inside), in the background. */
+	if (link && md_nl_link_detach(c->sk, link, err) < 0)
+		return -1;
+	md_rules_vm(&rules, net, false);
+	nft_delete_tolerant(c, rules);
+	if (md_netns_remove(pin, err) < 0 ||
+	    (json_array_size(json_object_get(net, "publish")) > 0 && ports_update(c, id, NULL, false, err) < 0))
+		return -1;
+	if (tenant && md_ipam_release(&c->ip, tenant, id, &gone, err) < 0)
+		return -1;
+	if (gone && tenant) {
+		char br[IFNAMSIZ];
+		_cleanup_free_ char *trules = NULL;
+
+		md_ipam_bridge_name(tenant, br);
+		if (md_nl_link_del(c->sk, br, err) < 0)
+			return -1;
+		trules = md_rules_tenant(tenant, br,
+					 json_string_value(json_object_get(json_object_get(net, "ipv4"), "gateway")),
+					 json_string_value(json_object_get(json_object_get(net, "ipv6"), "gateway")), false);
+		nft_delete_tolerant(c, trules);
+	}
+	if (unlink(path) < 0 && errno != ENOENT)
+		return md_fail(err, errno, "remove `%s`", path);
+	return md_fsync_dir(c->vmdir, err);
+}
+
+static json_t *public_object(const struct md_paths *p, const struct md_netcfg *cfg, const struct md_vmnet_req *r,
+			     const struct md_lease *l, const char *tap, const char *host_link)
+{
+	char a4[64], g4[64], a6[64], g6[64], mask[64], macs[32];
+	struct md_addr m = { .family = AF_INET };
+	uint8_t mac[6];
+	uint32_t mk = cfg->tprefix4 ? htonl(~0u << (32 - cfg->tprefix4)) : 0;
+	_cleanup_free_ char *pin = pin_path(p, r->id), *args = NULL;
+
+	memcpy(m.b, &mk, 4);
+	if (r->have_mac)
+		memcpy(mac, r->mac, 6);
+	else
+		md_vmnet_mac(r->id, mac);
+	md_addr_str(&l->addr4, a4, sizeof(a4));
+	md_addr_str(&l->gw4, g4, sizeof(g4));
+	md_addr_str(&l->addr6, a6, sizeof(a6));
+	md_addr_str(&l->gw6, g6, sizeof(g6));
+	md_addr_str(&m, mask, sizeof(mask));
+	args = md_strdup_printf("ip=%s::%s:%s::eth0:off metald.ipv6=%s/%u metald.gw6=%s", a4, g4, mask, a6, cfg->tprefix6,
+				g6);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:i, s:s}, s:{s:s, s:i, s:s}, s:O, s:O, "
+			 "s:{s:o, s:o}, s:s}",
+			 "id", r->id, "tenant", r->tenant, "netns", pin, "tap", tap, "mac", md_mac_str(mac, macs, sizeof(macs)),
+			 "host_link", host_link, "ipv4", "address", a4, "prefix", (int)cfg->tprefix4, "gateway", g4, "ipv6",
+			 "address", a6, "prefix", (int)cfg->tprefix6, "gateway", g6, "dns", cfg->dns, "publish", r->publish,
+			 "rate_limit", "rx", fc_limiter(r->rx_rate, r->rx_burst), "tx", fc_limiter(r->tx_rate, r->tx_burst),
+			 "kernel_args", args);
+}
+
+/* The VM's own namespace: no IPv6 on its links (they are plumbing, not hosts), the tap the VMM
+ * opens, and a bridge that joins the tap to the veth towards the tenant segment. */
+static int vm_inside(int hostfd, int nsfd, const char *tap, long uid, long gid, struct nl_sock **vsk, md_err **err)
+{
+	int rc = -1;
+
+	if (md_netns_enter(nsfd, err) < 0)
+		return -1;
+	if (md_netns_sysctl("ipv6/conf/default/disable_ipv6", "1", err) == 0 &&
+	    md_netns_sysctl("ipv6/conf/all/disable_ipv6", "1", err) == 0 && md_nl_open(vsk, err) == 0 &&
+	    md_nl_bridge_add(*vsk, VM_BRIDGE, err) == 0 && md_tap_create(tap, (uid_t)uid, (gid_t)gid, err) == 0)
+		rc = 0;
+	if (md_netns_enter(hostfd, NULL) < 0) {
+		md_fail(err, errno, "cannot return to the host namespace");
+		md_die(*err);
+	}
+	return rc;
+}
+
+static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, json_t *net, md_err **err)
+{
+	const char *pin = json_string_value(json_object_get(net, "netns"));
+	const char *tap = json_string_value(json_object_get(net, "tap"));
+	const char *link = json_string_value(json_object_get(net, "host_link"));
+	_cleanup_close_ int hostfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int nsfd = -1;
+	struct nl_sock *vsk = NULL;
+	_cleanup_free_ char *rules = NULL;
+	int rc = -1, vbr, vtap, vveth, hidx;
+
+	if (hostfd < 0)
+		return md_fail(err, errno, "open own network namespace");
+	nsfd = md_netns_create(pin, err);
+	if (nsfd < 0)
+		return -1;
+	fault("netns");
+	if (vm_inside(hostfd, nsfd, tap, r->uid, r->gid, &vsk, err) < 0)
+		goto out;
+	fault("tap");
+	/* a detached host link of an earlier VM with this id may still wait for the kernel to reap
+	 * its namespace: it is ours by name and claimed by no record (we hold the lock) */
+	if (md_nl_ifindex(c->sk, link, NULL) > 0 && md_nl_link_del(c->sk, link, err) < 0)
+		goto out;
+	if (md_nl_veth_add(c->sk, link, bridx, VM_VETH, nsfd, err) < 0)
+		goto out;
+	fault("veth");
+	if ((vbr = md_nl_ifindex(vsk, VM_BRIDGE, err)) <= 0 || (vtap = md_nl_ifindex(vsk, tap, err)) <= 0 ||
+	    (vveth = md_nl_ifindex(vsk, VM_VETH, err)) <= 0) {
+		if (err && !*err)
+			md_fail(err, ENODEV, "link missing in `%s`", pin);
+		goto out;
+	}
+	if (md_nl_link_up(vsk, vtap, vbr, err) < 0 || md_nl_link_up(vsk, vveth, vbr, err) < 0)
+		goto out;
+	if (r->rx_rate || r->tx_rate) {
+		if ((hidx = md_nl_ifindex(c->sk, link, err)) <= 0) {
+			if (err && !*err)
+				md_fail(err, ENODEV, "link `%s` vanished", link);
+			goto out;
+		}
+		/* rx (to the guest) shapes the host side's egress; tx (from the guest) the VM side's */
+		if ((r->rx_rate && md_nl_tbf(c->sk, hidx, r->rx_rate, r->rx_burst, err) < 0) ||
+		    (r->tx_rate && md_nl_tbf(vsk, vveth, r->tx_rate, r->tx_burst, err) < 0))
+			goto out;
+	}
+	fault("tc");
+	md_rules_vm(&rules, net, true);
+	if (md_nft_run(c->nft, rules, err) < 0) {
+		md_err_wrap(err, "VM rules");
+		goto out;
+	}
+	fault("nft");
+	rc = 0;
+out:
+	md_nl_close(vsk);
+	return rc;
+}
+
+int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const struct md_vmnet_req *r,
+		    json_t **out, md_err **err)
+{
+	struct ctx c;
+	struct md_lease l;
+	_cleanup_json_ json_t *rec = NULL, *existing = NULL;
+	_cleanup_free_ char *path = NULL;
+	char link[IFNAMSIZ];
+	struct md_vmnet_req req = *r;
+	int bridx;
+
+	if (req.tap == NULL)
+		req.tap = cfg->tap;
+	if (req.uid < 0)
+		req.uid = cfg->uid;
+	if (req.gid < 0)
+		req.gid = cfg->gid;
+	if (ctx_open(&c, p, true, err) < 0)
+		return -1;
+	path = vm_path(&c, r->id);
+	if (md_json_read(path, &existing, NULL) == 0) {
+		const char *st = json_string_value(json_object_get(existing, "state"));
+		md_conflict(err, "VM `%s`: network exists%s", r->id,
+			    st && strcmp(st, "ready") ? " (an interrupted create: run `metald-net gc`)" : "");
+		goto fail;
+	}
+	if (ensure_setup(&c, cfg, err) < 0)
+		goto fail;
+	if (md_ipam_lease(&c.ip, cfg, r->tenant, r->id, r->have4 ? &r->want4 : NULL, r->have6 ? &r->want6 : NULL, &l,
+			  err) < 0)
+		goto fail;
+	fault("lease");
+	host_link_name(r->id, link);
+	rec = json_pack("{s:s, s:o, s:s}", "state", "creating", "net", public_object(p, cfg, &req, &l, req.tap, link),
+			"bridge", l.bridge);
+	json_object_set_new(rec, "uid", json_integer(req.uid));
+	json_object_set_new(rec, "gid", json_integer(req.gid));
+	/* No record is written yet: the lease, on disk now, names the VM id, from which every object
+	 * below derives its name (pin, host link, set element comments), so gc can find and undo an
+	 * interrupted create from the lease alone. The record is written once, when all exists. */
+	if (ports_update(&c, r->id, req.publish, true, err) < 0)
+		goto undo;
+	fault("ports");
+	if ((bridx = tenant_bridge(&c, r->tenant, &l, cfg, err)) < 0)
+		goto undo;
+	fault("bridge");
+	if (vm_objects(&c, &req, bridx, json_object_get(rec, "net"), err) < 0)
+		goto undo;
+	if (record_write(&c, rec, "ready", err) < 0)
+		goto undo;
+	fault("ready");
+	*out = json_incref(json_object_get(rec, "net"));
+	ctx_close(&c);
+	return 0;
+undo:
+	md_err_wrap(err, "create `%s`", r->id);
+	{
+		md_err *uerr = NULL;
+		if (vm_destroy(&c, rec, &uerr) < 0) {
+			md_err_wrap(&uerr, "undo");
+			md_warn("%s (run `metald-net gc`)", uerr->msg);
+			md_err_free(&uerr);
+		}
+	}
+	ctx_close(&c);
+	return -1;
+fail:
+	ctx_close(&c);
+	return -1;
+}
+
+int md_vmnet_delete(const struct md_paths *p, const char *id, bool *existed, md_err **err)
+{
+	struct ctx c;
+	_cleanup_json_ json_t *rec = NULL;
+	int rc;
+
+	*existed = false;
+	if (ctx_open(&c, p, true, err) < 0)
+		return -1;
+	if (record_read(&c, id, &rec, err) < 0) {
+		ctx_close(&c);
+		if (md_err_exit(*err) != MD_EXIT_NOTFOUND)
+			return -1;
+		md_err_free(err);
+		return 0;
+	}
+	*existed = true;
+	rc = vm_destroy(&c, rec, err);
+	if (rc < 0)
+		md_err_wrap(err, "delete `%s`", id);
+	ctx_close(&c);
+	return rc;
+}
+
+int md_vmnet_show(const struct md_paths *p, const char *id, json_t **out, md_err **err)
+{
+	struct ctx c;
+	json_t *rec = NULL;
+
+	if (ctx_open(&c, p, false, err) < 0)
+		return -1;
+	if (record_read(&c, id, &rec, err) < 0) {
+		ctx_close(&c);
+		return -1;
+	}
+	ctx_close(&c);
+	*out = json_incref(json_object_get(rec, "net"));
+	json_object_set_new(*out, "state", json_incref(json_object_get(rec, "state")));
+	json_decref(rec);
+	return 0;
+}
+
+int md_vmnet_list(const struct md_paths *p, const char *tenant, json_t **out, md_err **err)
+{
+	struct ctx c;
+	char **ids;
+	json_t *arr = json_array();
+
+	if (ctx_open(&c, p, false, err) < 0) {
+		json_decref(arr);
+		return -1;
+	}
+	ids = record_ids(&c);
+	for (char **i = ids; *i; i++) {
+		_cleanup_json_ json_t *rec = NULL;
+		json_t *net;
+
+		if (record_read(&c, *i, &rec, NULL) < 0)
+			continue;
+		net = json_object_get(rec, "net");
+		if (tenant && strcmp(json_string_value(json_object_get(net, "tenant")), tenant))
+			continue;
+		json_object_set(net, "state", json_object_get(rec, "state"));
+		json_array_append(arr, net);
+	}
+	md_strv_free(ids);
+	ctx_close(&c);
+	*out = arr;
+	return 0;
+}
+
+int md_vmnet_stats(const struct md_paths *p, const char *id, json_t **out, md_err **err)
+{
+	struct ctx c;
+	_cleanup_json_ json_t *rec = NULL;
+	struct md_link_stats st;
+	const char *link;
+
+	if (ctx_open(&c, p, true, err) < 0)
+		return -1;
+	if (record_read(&c, id, &rec, err) < 0)
+		goto fail;
+	link = json_string_value(json_object_get(json_object_get(rec, "net"), "host_link"));
+	if (md_nl_link_stats(c.sk, link, &st, err) < 0)
+		goto fail;
+	ctx_close(&c);
+	/* from the VM's side: what the host link sends, the VM receives */
+	*out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "id", id, "link", link, "rx_bytes",
+			 (json_int_t)st.tx_bytes, "rx_packets", (json_int_t)st.tx_packets, "rx_dropped",
+			 (json_int_t)st.tx_dropped, "tx_bytes", (json_int_t)st.rx_bytes, "tx_packets",
+			 (json_int_t)st.rx_packets, "tx_dropped", (json_int_t)st.rx_dropped);
+	return 0;
+fail:
+	ctx_close(&c);
+	return -1;
+}
+
+static bool strv_has(char **v, const char *s)
+{
+	for (; v && *v; v++)
+		if (strcmp(*v, s) == 0)
+			return true;
+	return false;
+}
+
+static void note(json_t *out, const char *what, const char *name)
+{
+	json_array_append_new(out, json_pack("{s:s, s:s}", "removed", what, "name", name));
+}
+
+int md_vmnet_gc(const struct md_paths *p, json_t **out, md_err **err)
+{
+	struct ctx c;
+	char **ids = NULL, **tenants = NULL, **links = NULL, **keep = calloc(1, sizeof(char *));
+	char **keep_links = calloc(1, sizeof(char *)), **keep_br = calloc(1, sizeof(char *));
+	size_t nk = 0, nl = 0, nb = 0;
+	json_t *done = json_array(), *records = json_array();
+	_cleanup_free_ char *sync = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int rc = -1;
+
+#define PUSH(v, n, s) do { v = realloc(v, (n + 2) * sizeof(char *)); v[n++] = strdup(s); v[n] = NULL; } while (0)
+	if (ctx_open(&c, p, true, err) < 0)
+		goto out_free;
+	/* 1. records: interrupted creates are undone, finished VMs whose objects are gone removed */
+	ids = record_ids(&c);
+	for (char **i = ids; *i; i++) {
+		_cleanup_json_ json_t *rec = NULL;
+		json_t *net;
+		const char *st, *link;
+		_cleanup_free_ char *pin = pin_path(p, *i);
+		int idx;
+
+		if (record_read(&c, *i, &rec, NULL) < 0)
+			continue;
+		net = json_object_get(rec, "net");
+		st = json_string_value(json_object_get(rec, "state"));
+		link = json_string_value(json_object_get(net, "host_link"));
+		{
+			int master = 0;
+			bool up = false;
+
+			idx = link ? md_nl_link_state(c.sk, link, &master, &up, NULL) : 0;
+			if (master <= 0 || !up)
+				idx = 0; /* detached: a delete was interrupted */
+		}
+		if (st && strcmp(st, "ready") == 0 && md_netns_pinned(pin) && idx > 0) {
+			PUSH(keep, nk, *i);
+			PUSH(keep_links, nl, link);
+			json_array_append(records, rec);
+			continue;
+		}
+		if (vm_destroy(&c, rec, err) < 0)
+			goto out;
+		note(done, st && strcmp(st, "ready") == 0 ? "vm (objects gone)" : "vm (interrupted create)", *i);
+	}
+	/* 2. leases nobody holds; tenants left empty */
+	if (md_ipam_tenants(&c.ip, &tenants, err) < 0)
+		goto out;
+	for (char **t = tenants; *t; t++) {
+		_cleanup_json_ json_t *trec = NULL;
+		const char *vm;
+		json_t *l;
+		void *tmp;
+		bool gone = false;
+		char br[IFNAMSIZ];
+
+		if (md_ipam_tenant(&c.ip, *t, &trec, NULL) < 0)
+			continue;
+		json_object_foreach_safe(json_object_get(trec, "leases"), tmp, vm, l) {
+			if (strv_has(keep, vm))
+				continue;
+			if (md_ipam_release(&c.ip, *t, vm, &gone, err) < 0)
+				goto out;
+			note(done, "lease", vm);
+		}
+		if (json_object_size(json_object_get(trec, "leases")) == 0 && !gone &&
+		    md_ipam_release(&c.ip, *t, "", &gone, err) < 0)
+			goto out;
+		md_ipam_bridge_name(*t, br);
+		if (!gone)
+			PUSH(keep_br, nb, br);
+	}
+	/* 3. links and pins that no record claims */
+	if (md_nl_links(c.sk, "mdv", &links, err) < 0)
+		goto out;
+	for (char **l = links; *l; l++) {
+		if (strlen(*l) == 15 && !strv_has(keep_links, *l) && md_nl_link_del(c.sk, *l, err) >= 0)
+			note(done, "link", *l);
+	}
+	md_strv_free(links);
+	links = NULL;
+	if (md_nl_links(c.sk, "mdt", &links, err) < 0)
+		goto out;
+	for (char **l = links; *l; l++) {
+		if (strlen(*l) == 15 && !strv_has(keep_br, *l) && md_nl_link_del(c.sk, *l, err) >= 0)
+			note(done, "bridge", *l);
+	}
+	d = opendir(p->netns_dir);
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *pin = NULL;
+
+		if (strncmp(de->d_name, "metald-", 7) || strv_has(keep, de->d_name + 7))
+			continue;
+		pin = md_path_join(p->netns_dir, de->d_name);
+		if (md_netns_remove(pin, err) < 0)
+			goto out;
+		note(done, "netns", pin);
+	}
+	/* 4. published ports of VMs that are gone */
+	{
+		_cleanup_free_ char *pp = md_path_join(c.ip.dir, "ports.json");
+		_cleanup_json_ json_t *ports = NULL;
+		const char *k;
+		json_t *v;
+		void *tmp;
+		bool changed = false;
+
+		if (md_json_read(pp, &ports, NULL) == 0 && json_is_object(ports)) {
+			json_object_foreach_safe(ports, tmp, k, v) {
+				if (!strv_has(keep, json_string_value(v))) {
+					json_object_del(ports, k);
+					changed = true;
+				}
+			}
+			if (changed && md_json_write_atomic(pp, ports, 0600, err) < 0)
+				goto out;
+		}
+	}
+	/* 5. set elements: rebuilt from the records in one transaction, so nothing stale survives and
+	 * nothing a record claims is missing */
+	{
+		size_t i;
+		json_t *rec;
+		_cleanup_json_ json_t *tables = NULL;
+
+		if (md_nft_list_json(c.nft, "list tables", &tables, err) < 0)
+			goto out;
+		if (json_array_size(tables) > 1) { /* [0] is metainfo */
+			bool ours = false;
+			json_array_foreach(tables, i, rec) {
+				json_t *t = json_object_get(rec, "table");
+				ours |= t && strcmp(json_string_value(json_object_get(t, "name")), "metald") == 0;
+			}
+			if (ours) {
+				sync = md_rules_flush_sets();
+				for (char **t = tenants; *t; t++) {
+					char br[IFNAMSIZ];
+					md_ipam_bridge_name(*t, br);
+					_cleanup_json_ json_t *trec = NULL;
+					if (strv_has(keep_br, br) && md_ipam_tenant(&c.ip, *t, &trec, NULL) == 0 &&
+					    json_string_value(json_object_get(trec, "gateway4")) &&
+					    json_string_value(json_object_get(trec, "gateway6"))) {
+						_cleanup_free_ char *tr = md_rules_tenant(
+							*t, br, json_string_value(json_object_get(trec, "gateway4")),
+							json_string_value(json_object_get(trec, "gateway6")), true);
+						char *ns = md_strdup_printf("%s%s", sync, tr);
+						free(sync);
+						sync = ns;
+					}
+				}
+				json_array_foreach(records, i, rec)
+					md_rules_vm(&sync, json_object_get(rec, "net"), true);
+				if (md_nft_run(c.nft, sync, err) < 0) {
+					md_err_wrap(err, "gc: rebuild sets");
+					goto out;
+				}
+			}
+		}
+	}
+	rc = 0;
+out:
+	ctx_close(&c);
+out_free:
+	md_strv_free(ids);
+	md_strv_free(tenants);
+	md_strv_free(links);
+	md_strv_free(keep);
+	md_strv_free(keep_links);
+	md_strv_free(keep_br);
+	json_decref(records);
+	if (rc == 0)
+		*out = done;
+	else
+		json_decref(done);
+	return rc;
+#undef PUSH
+}
+
+int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
+{
+	struct ctx c;
+	char **ids;
+	_cleanup_free_ char *rules = md_rules_teardown(), *hpath = NULL;
+	int rc = 0;
+
+	if (ctx_open(&c, p, true, err) < 0)
+		return -1;
+	ids = record_ids(&c);
+	if (ids[0] && !force) {
+		md_conflict(err, "teardown: %s VM network%s exist (delete them first, or --force)", ids[1] ? "several" : "a",
+			    ids[1] ? "s" : "");
+		rc = -1;
+	} else {
+		for (char **i = ids; *i && rc == 0; i++) {
+			_cleanup_json_ json_t *rec = NULL;
+			if (record_read(&c, *i, &rec, NULL) == 0)
+				rc = vm_destroy(&c, rec, err);
+		}
+		if (rc == 0) {
+			nft_delete_tolerant(&c, rules);
+			hpath = md_path_join(c.ip.dir, "host.json");
+			if (unlink(hpath) < 0 && errno != ENOENT)
+				rc = md_fail(err, errno, "remove `%s`", hpath);
+		}
+	}
+	md_strv_free(ids);
+	ctx_close(&c);
+	return rc;
+}
+
+int md_vmnet_exec(const struct md_paths *p, const char *id, char **argv, md_err **err)
+{
+	_cleanup_free_ char *pin = pin_path(p, id);
+	_cleanup_close_ int fd = -1;
+	int e;
+
+	if ((fd = md_netns_open(pin, err)) < 0 || md_netns_enter(fd, err) < 0) {
+		(*err)->code = MD_EXIT_CHAIN;
+		return md_err_wrap(err, "exec: VM `%s`", id);
+	}
+	close(steal_fd(&fd));
+	execvp(argv[0], argv);
+	e = errno;
+	md_err_set(err, e == ENOENT ? MD_EXIT_NOENT : MD_EXIT_NOEXEC, e, "exec `%s`", argv[0]);
+	return -1;
+}

@@ -1,0 +1,114 @@
+#!/bin/bash
+# Benchmark metald-net create/delete against a shell script of ip/nft/tc commands that builds the
+# same per-VM topology (netns, tap + bridge inside, veth to the tenant bridge, set elements), in
+# the same run, inside a throw-away "host" namespace. Needs root. Prints a markdown table.
+#   N=200 (VMs per median)  BIG=500 (VMs for the 1st-vs-500th comparison)
+set -eu
+cd "$(dirname "$0")/../.."
+N=${N:-200}
+BIG=${BIG:-500}
+BIN=${METALD_BUILD:-build}/bin/metald-net
+if [ "${MD_BENCH_INNER:-}" != 1 ]; then
+	P="mtb$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')"
+	HOST="${P}host"
+	ROOT=$(mktemp -d /tmp/metald-bench.XXXXXX)
+	ip netns add "$HOST"
+	ip -n "$HOST" link set lo up
+fi
+cleanup() {
+	nsenter --net="/run/netns/$HOST" "$BIN" --root "$ROOT" teardown --force >/dev/null 2>&1 || true
+	for ns in $(ip netns list | awk '{print $1}' | grep "^${P}b" || true); do ip netns del "$ns"; done
+	ip netns del "$HOST" 2>/dev/null || true
+	rm -rf "$ROOT"
+}
+[ "${MD_BENCH_INNER:-}" = 1 ] || trap cleanup EXIT
+# Everything below runs inside the host namespace (one nsenter for the whole run, so neither side
+# pays one per command); times come from bash's own clock, no process per reading.
+H() { "$@"; }
+if [ "${MD_BENCH_INNER:-}" != 1 ]; then
+	MD_BENCH_INNER=1 P=$P HOST=$HOST ROOT=$ROOT nsenter --net="/run/netns/$HOST" bash "$0"
+	exit $?
+fi
+trap - EXIT
+median() { sort -n | awk '{a[NR]=$1} END {m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m / 1e6}'; }
+
+# --- metald-net ---
+: > "$ROOT/create.ns"; : > "$ROOT/delete.ns"
+H "$BIN" --root "$ROOT" setup
+for i in $(seq 1 "$N"); do
+	t=${EPOCHREALTIME/./}; H "$BIN" --root "$ROOT" create --id "v$i" --tenant "t$((i % 4))" >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/create.ns"
+done
+for i in $(seq 1 "$N"); do
+	t=${EPOCHREALTIME/./}; H "$BIN" --root "$ROOT" delete --id "v$i"; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/delete.ns"
+done
+mc=$(median < "$ROOT/create.ns"); md=$(median < "$ROOT/delete.ns")
+
+# 1st vs 500th: medians of the first and last 10 creates of BIG VMs (one tenant per 250)
+: > "$ROOT/big.ns"
+export UNKEY_METALD_NETWORK_TENANT_PREFIX_IPV4=22
+for i in $(seq 1 "$BIG"); do
+	t=${EPOCHREALTIME/./}; H "$BIN" --root "$ROOT" create --id "w$i" --tenant "u$((i % 2))" >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/big.ns"
+done
+first=$(head -10 "$ROOT/big.ns" | median); last=$(tail -10 "$ROOT/big.ns" | median)
+for i in $(seq 1 "$BIG"); do H "$BIN" --root "$ROOT" delete --id "w$i"; done
+unset UNKEY_METALD_NETWORK_TENANT_PREFIX_IPV4
+
+# --- the same topology with ip/nft/tc commands ---
+H nft -f - <<'NFT'
+table bridge mdbase {
+	set ports { type ifname; }
+	set macs { type ifname . ether_addr; }
+	set addr4 { type ifname . ipv4_addr; }
+	set addr6 { type ifname . ipv6_addr; }
+}
+NFT
+for t in 0 1 2 3; do
+	H ip link add "${P}t$t" type bridge
+	H ip addr add "10.99.$t.1/24" dev "${P}t$t"
+	H ip link set "${P}t$t" up
+done
+: > "$ROOT/screate.ns"; : > "$ROOT/sdelete.ns"
+for i in $(seq 1 "$N"); do
+	t=${EPOCHREALTIME/./}
+	ns="${P}b$i"; hl="${P}v$i"; printf -v mac '02:00:00:00:%02x:%02x' $((i / 256)) $((i % 256))
+	ip netns add "$ns"
+	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	ip -n "$ns" link add br0 type bridge
+	ip -n "$ns" tuntap add tap0 mode tap user 0 group 0
+	ip -n "$ns" link set tap0 master br0 up
+	ip -n "$ns" link set br0 up
+	H ip link add "$hl" type veth peer name veth0 netns "$ns"
+	H ip link set "$hl" master "${P}t$((i % 4))" up
+	ip -n "$ns" link set veth0 master br0 up
+	H nft -f - <<NFT
+add element bridge mdbase ports { "$hl" }
+add element bridge mdbase macs { "$hl" . $mac }
+add element bridge mdbase addr4 { "$hl" . 10.99.$((i % 4)).$((i / 4 + 2)) }
+add element bridge mdbase addr6 { "$hl" . fd99::$i, "$hl" . :: }
+NFT
+	echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/screate.ns"
+done
+for i in $(seq 1 "$N"); do
+	t=${EPOCHREALTIME/./}
+	ns="${P}b$i"; hl="${P}v$i"; printf -v mac '02:00:00:00:%02x:%02x' $((i / 256)) $((i % 256))
+	H ip link set "$hl" down nomaster
+	H nft -f - <<NFT
+delete element bridge mdbase ports { "$hl" }
+delete element bridge mdbase macs { "$hl" . $mac }
+delete element bridge mdbase addr4 { "$hl" . 10.99.$((i % 4)).$((i / 4 + 2)) }
+delete element bridge mdbase addr6 { "$hl" . fd99::$i, "$hl" . :: }
+NFT
+	ip netns del "$ns"
+	echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/sdelete.ns"
+done
+sc=$(median < "$ROOT/screate.ns"); sd=$(median < "$ROOT/sdelete.ns")
+H nft delete table bridge mdbase
+
+echo "| per VM (median of $N) | metald-net | ip/nft script | script / metald-net |"
+echo "|---|---|---|---|"
+echo "| create | $mc ms | $sc ms | $(awk -v a="$sc" -v b="$mc" 'BEGIN{printf "%.1f", a/b}')x |"
+echo "| delete | $md ms | $sd ms | $(awk -v a="$sd" -v b="$md" 'BEGIN{printf "%.1f", a/b}')x |"
+echo
+echo "| metald-net create, $BIG VMs | median of VMs 1-10 | median of VMs $((BIG - 9))-$BIG | ratio |"
+echo "|---|---|---|---|"
+echo "| | $first ms | $last ms | $(awk -v a="$last" -v b="$first" 'BEGIN{printf "%.2f", a/b}') |"

@@ -1,0 +1,174 @@
+#!/usr/bin/env bats
+# metald-net without guests: what create prints and makes, bad input, crash safety, leaks.
+
+load helpers/common
+load helpers/net
+
+setup() { net_setup; }
+teardown() { net_teardown; }
+
+@test "create prints the contract's object; show prints it again; delete removes everything" {
+	run_code 0 net create --id a1 --tenant ta --publish 8080:80 --publish 5353:53/udp --json
+	local j=$output
+	[ "$(jq -r .id <<<"$j")" = a1 ]
+	[ "$(jq -r .tenant <<<"$j")" = ta ]
+	[ "$(jq -r .netns <<<"$j")" = "$NET_ROOT/netns/metald-a1" ]
+	[ "$(jq -r .tap <<<"$j")" = tap0 ]
+	[[ "$(jq -r .mac <<<"$j")" == 02:* ]]
+	[ "$(jq -r .ipv4.prefix <<<"$j")" = 24 ]
+	[ "$(jq -r .ipv6.prefix <<<"$j")" = 64 ]
+	[ "$(jq -r '.publish[1].protocol' <<<"$j")" = udp ]
+	[ "$(jq -r '.rate_limit.rx' <<<"$j")" = null ]
+	jq -e '.dns | length > 0' <<<"$j"
+	a4=$(jq -r .ipv4.address <<<"$j"); g4=$(jq -r .ipv4.gateway <<<"$j")
+	a6=$(jq -r .ipv6.address <<<"$j"); g6=$(jq -r .ipv6.gateway <<<"$j")
+	[ "$(jq -r .kernel_args <<<"$j")" = "ip=$a4::$g4:255.255.255.0::eth0:off metald.ipv6=$a6/64 metald.gw6=$g6" ]
+	# the pool defaults do not overlap this machine's fd00::/64
+	[[ "$a6" != fd00:* ]]
+	# the objects: host link on the tenant bridge, tap in the pinned netns, gateway addresses
+	link=$(jq -r .host_link <<<"$j")
+	in_hostns ip -o link show "$link" | grep -q 'master mdt'
+	in_hostns ip -o addr show | grep -q "$g4/24"
+	in_hostns ip -o addr show | grep -q "$g6/64"
+	net exec --id a1 -- ip -o link show tap0 | grep -q 'master br0'
+	in_hostns nft list set bridge metald macs | grep -q "comment \"vm:a1\""
+	in_hostns nft list map inet metald pub4 | grep -q "tcp . 8080 comment \"vm:a1\" : $a4 . 80"
+	run_code 0 net show --id a1 --json
+	[ "$(jq -c 'del(.state)' <<<"$output")" = "$(jq -c . <<<"$j")" ]
+	[ "$(jq -r .state <<<"$output")" = ready ]
+	run_code 0 net delete --id a1
+	run_code 0 net delete --id a1
+	net_none
+	# the same id gets the same MAC again
+	run_code 0 net create --id a1 --tenant ta --json
+	[ "$(jq -r .mac <<<"$output")" = "$(jq -r .mac <<<"$j")" ]
+}
+
+@test "tenants get their own subnets and bridges; list, stats, tap owner, rate limits" {
+	run_code 0 net create --id a1 --tenant ta --uid 4242 --gid 4343 --rate rx=1M,tx=2M/64k --json
+	a1=$output
+	run_code 0 net create --id a2 --tenant ta --json
+	a2=$output
+	run_code 0 net create --id b1 --tenant tb --json
+	b1=$output
+	[ "$(jq -r .ipv4.gateway <<<"$a1")" = "$(jq -r .ipv4.gateway <<<"$a2")" ]
+	[ "$(jq -r .ipv4.gateway <<<"$a1")" != "$(jq -r .ipv4.gateway <<<"$b1")" ]
+	[ "$(jq -r .ipv6.gateway <<<"$a1")" != "$(jq -r .ipv6.gateway <<<"$b1")" ]
+	[ "$(jq -r .mac <<<"$a1")" != "$(jq -r .mac <<<"$a2")" ]
+	[ "$(jq -r .rate_limit.tx.bandwidth.size <<<"$a1")" -gt 0 ]
+	run_code 0 net list --tenant ta --json
+	[ "$(jq length <<<"$output")" = 2 ]
+	run_code 0 net list
+	[[ "$output" == *b1* ]]
+	run_code 0 net stats --id a1 --json
+	jq -e '.rx_bytes >= 0 and .tx_packets >= 0' <<<"$output"
+	# tap owned by the VMM's uid/gid
+	net exec --id a1 -- cat /sys/class/net/tap0/owner >/dev/null 2>&1 || true
+	run net exec --id a1 -- ip -d link show tap0
+	[[ "$output" == *"user 4242 group 4343"* ]]
+	# rx on the host link, tx on the VM side's veth
+	in_hostns tc qdisc show dev "$(jq -r .host_link <<<"$a1")" | grep -q tbf
+	net exec --id a1 -- tc qdisc show dev veth0 | grep -q tbf
+	run_code 0 net delete --id a1
+	run_code 0 net delete --id a2
+	run_code 0 net delete --id b1
+	net_none
+}
+
+@test "bad input: exit codes and nothing left behind" {
+	run_code 3 net show --id nope
+	run_code 3 net stats --id nope
+	run_code 0 net delete --id nope
+	run_code 2 net create --id 'bad/id' --tenant ta
+	run_code 2 net create --id a1 --tenant 'no_underscores'
+	run_code 2 net create --id a1
+	run_code 2 net create --id a1 --tenant ta --mac 01:00:5e:00:00:01
+	run_code 2 net create --id a1 --tenant ta --mac zz:00:00:00:00:01
+	run_code 2 net create --id a1 --tenant ta --ipv4 fd00::1
+	run_code 2 net create --id a1 --tenant ta --tap tap-name-too-long
+	run_code 2 net create --id a1 --tenant ta --publish 99999:80
+	run_code 2 net create --id a1 --tenant ta --rate rx=fast
+	UNKEY_METALD_NETWORK_VM_SUBNET_IPV4=10.0.0.0/33 run_code 2 net create --id a1 --tenant ta
+	[[ "$output" == *UNKEY_METALD_NETWORK_VM_SUBNET_IPV4* ]]
+	UNKEY_METALD_NETWORK_VM_SUBNET_IPV6=fd6d::1/48 run_code 2 net create --id a1 --tenant ta
+	# a pool that overlaps a route of the host (here the uplink's 198.18.0.0/30) is refused
+	UNKEY_METALD_NETWORK_VM_SUBNET_IPV4=198.18.0.0/24 run_code 2 net create --id a1 --tenant ta
+	[[ "$output" == *"overlaps this host's route 198.18.0.0/30"* ]]
+	UNKEY_METALD_NETWORK_VM_SUBNET_IPV6=2001:db8:ffff::/48 run_code 2 net create --id a1 --tenant ta
+	[[ "$output" == *overlaps* ]]
+	net_none
+	# duplicates: the same id, a taken address, a taken host port
+	run_code 0 net create --id a1 --tenant ta --publish 8080:80 --json
+	a4=$(jq -r .ipv4.address <<<"$output")
+	run_code 4 net create --id a1 --tenant ta
+	run_code 4 net create --id a2 --tenant ta --ipv4 "$a4"
+	run_code 2 net create --id a2 --tenant ta --ipv4 192.0.2.77
+	run_code 4 net create --id a2 --tenant ta --publish 8080:81
+	run_code 0 net create --id a2 --tenant ta --ipv4 172.31.0.77 --json
+	[ "$(jq -r .ipv4.address <<<"$output")" = 172.31.0.77 ]
+	run_code 0 net delete --id a1
+	run_code 0 net delete --id a2
+	net_none
+}
+
+@test "exhausted pools fail with the pool named and leave nothing behind" {
+	export UNKEY_METALD_NETWORK_VM_SUBNET_IPV4=10.77.0.0/30 UNKEY_METALD_NETWORK_TENANT_PREFIX_IPV4=30
+	run_code 0 net create --id a1 --tenant ta
+	run_code 1 net create --id a2 --tenant ta
+	[[ "$output" == *"10.77.0.0/30"*exhausted* ]]
+	run_code 1 net create --id b1 --tenant tb
+	[[ "$output" == *"pool 10.77.0.0/30 is exhausted"* ]]
+	run_code 0 net delete --id a1
+	net_none
+}
+
+@test "crash safety: kill -9 at every step of create, then gc leaves nothing and create works" {
+	local step
+	for step in lease ports bridge netns tap veth tc nft ready; do
+		METALD_FAULT=net-create:$step run net create --id c1 --tenant tc --publish 9000:90 --rate rx=1M,tx=1M
+		[ "$status" -eq 137 ] || { echo "step $step: status $status: $output" >&2; return 1; }
+		run_code 0 net gc --json
+		if [ "$step" = ready ]; then
+			# the record said ready: the VM is whole and gc keeps it
+			run_code 0 net show --id c1
+			run_code 0 net delete --id c1
+		fi
+		net_none || { echo "after step $step" >&2; return 1; }
+		run_code 0 net create --id c1 --tenant tc --publish 9000:90
+		run_code 0 net delete --id c1
+		net_none
+	done
+}
+
+@test "gc removes orphans: a pin, a link and set elements no record claims; records whose objects are gone" {
+	run_code 0 net create --id a1 --tenant ta --json
+	link=$(jq -r .host_link <<<"$output")
+	run_code 0 net create --id a2 --tenant ta
+	# a1's objects vanish behind our back; a stray element and link appear
+	in_hostns ip link del "$link"
+	in_hostns ip link add mdv000000000000 type bridge
+	in_hostns nft add element bridge metald ports '{ "mdvffffffffffff" comment "vm:ghost" }'
+	run_code 0 net gc --json
+	jq -e 'map(.name) | index("a1") != null' <<<"$output"
+	jq -e 'map(.name) | index("mdv000000000000") != null' <<<"$output"
+	run_code 3 net show --id a1
+	run_code 0 net show --id a2
+	! in_hostns nft list set bridge metald ports | grep -q ghost
+	in_hostns nft list set bridge metald ports | grep -q 'vm:a2'
+	run_code 0 net delete --id a2
+	net_none
+}
+
+@test "100 VMs created and deleted: nothing leaks" {
+	local i
+	for i in $(seq 1 100); do
+		net create --id "v$i" --tenant "t$((i % 3))" >/dev/null
+	done
+	[ "$(net list --json | jq length)" = 100 ]
+	[ "$(in_hostns ip -o link show | grep -c ' mdv')" = 100 ]
+	for i in $(seq 1 100); do
+		net delete --id "v$i"
+	done
+	net_none
+	[ "$(in_hostns nft list ruleset | grep -c 'elements')" = 0 ]
+}

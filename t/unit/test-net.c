@@ -1,0 +1,94 @@
+/* Unit tests of metald-net's pure parts: MAC and name derivation, link-local addresses, the
+ * --publish and --rate parsers, the rule text for a VM. */
+#include <string.h>
+#include "../../lib/ipam.h"
+#include "../../lib/netrules.h"
+#include "../../lib/vmnet.h"
+#include "tap.h"
+
+static void macs(void)
+{
+	uint8_t a[6], b[6], c[6];
+	char s[32], ll[64], br[IFNAMSIZ], br2[IFNAMSIZ];
+
+	md_vmnet_mac("vm1", a);
+	md_vmnet_mac("vm1", b);
+	md_vmnet_mac("vm2", c);
+	ok(memcmp(a, b, 6) == 0, "the same id gets the same MAC");
+	ok(memcmp(a, c, 6) != 0, "ids differing in one character get different MACs");
+	ok(a[0] == 0x02, "MAC is locally administered unicast (%s)", md_mac_str(a, s, sizeof(s)));
+	ok(memcmp(a + 1, c + 1, 3) != 0, "the hash spreads: the first bytes differ too");
+	/* a MAC whose hash never changes: names and MACs of existing VMs depend on it */
+	is_str(md_mac_str(a, s, sizeof(s)), "02:eb:91:fd:84:01", "MAC of vm1 is stable");
+	uint8_t m[6] = { 0x02, 0x00, 0x5e, 0x10, 0x20, 0x30 };
+	md_mac_linklocal(m, ll, sizeof(ll));
+	is_str(ll, "fe80::5eff:fe10:2030", "EUI-64 link-local of 02:00:5e:10:20:30");
+	md_ipam_bridge_name("tenant-a", br);
+	md_ipam_bridge_name("tenant-b", br2);
+	ok(strlen(br) == 15 && strncmp(br, "mdt", 3) == 0, "bridge name `%s` fits IFNAMSIZ", br);
+	ok(strcmp(br, br2) != 0, "tenants get different bridges");
+}
+
+static void publish(void)
+{
+	json_t *arr = json_array();
+	md_err *err = NULL;
+
+	ok(md_vmnet_parse_publish("8080:80", arr, &err) == 0, "8080:80");
+	ok(md_vmnet_parse_publish("5353:53/udp", arr, &err) == 0, "5353:53/udp");
+	ok(md_vmnet_parse_publish("8080:81/udp", arr, &err) == 0, "the same port in another protocol");
+	is_str(json_string_value(json_object_get(json_array_get(arr, 0), "protocol")), "tcp", "tcp by default");
+	static const char *const bad[] = { "8080", "0:80", "8080:65536", "a:b", "80:80/sctp", "8080:82", ":80", NULL };
+	for (size_t i = 0; bad[i]; i++) {
+		ok(md_vmnet_parse_publish(bad[i], arr, &err) < 0 && err && err->code == MD_EXIT_USAGE,
+		   "`%s` rejected: %s", bad[i], err ? err->msg : "(accepted)");
+		md_err_free(&err);
+	}
+	json_decref(arr);
+}
+
+static void rates(void)
+{
+	struct md_vmnet_req r;
+	md_err *err = NULL;
+
+	memset(&r, 0, sizeof(r));
+	ok(md_vmnet_parse_rate("rx=10M,tx=1M/64k", &r, &err) == 0, "rx=10M,tx=1M/64k");
+	ok(r.rx_rate == 10u << 20 && r.rx_burst == (10u << 20) / 10, "rx 10 MiB/s, burst a tenth");
+	ok(r.tx_rate == 1u << 20 && r.tx_burst == 64u << 10, "tx 1 MiB/s, burst 64 KiB");
+	static const char *const bad[] = { "rx=", "up=1M", "rx=0", "rx=1M/1", "rx=fast", NULL };
+	for (size_t i = 0; bad[i]; i++) {
+		ok(md_vmnet_parse_rate(bad[i], &r, &err) < 0 && err && err->code == MD_EXIT_USAGE, "`%s` rejected",
+		   bad[i]);
+		md_err_free(&err);
+	}
+}
+
+static void rules(void)
+{
+	json_t *vm = json_pack("{s:s, s:s, s:s, s:{s:s}, s:{s:s}, s:[{s:i, s:i, s:s}]}", "id", "vm1", "host_link",
+			       "mdv0123456789ab", "mac", "02:00:5e:10:20:30", "ipv4", "address", "10.0.0.2", "ipv6",
+			       "address", "fd00:1::2", "publish", "host_port", 8080, "guest_port", 80, "protocol", "tcp");
+	char *add = NULL, *del = NULL;
+
+	md_rules_vm(&add, vm, true);
+	md_rules_vm(&del, vm, false);
+	like(add, "add element bridge metald macs { \"mdv0123456789ab\" . 02:00:5e:10:20:30 comment \"vm:vm1\" }",
+	     "MAC element tagged with the VM");
+	like(add, "\"mdv0123456789ab\" . fe80::5eff:fe10:2030 comment \"vm:vm1\"", "link-local allowed");
+	like(add, "add element inet metald pub4 { tcp . 8080 comment \"vm:vm1\" : 10.0.0.2 . 80 }", "port forward");
+	like(del, "delete element inet metald pub6 { tcp . 8080 }", "delete by key");
+	ok(strstr(del, "comment") == NULL, "deletions carry no comments");
+	free(add);
+	free(del);
+	json_decref(vm);
+}
+
+int main(void)
+{
+	macs();
+	publish();
+	rates();
+	rules();
+	return done_testing();
+}
