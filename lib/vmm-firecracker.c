@@ -1,6 +1,7 @@
 /* The Firecracker driver: boot sequence and control over its REST API (libcurl on the unix socket). */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +93,9 @@ int md_fc_open(struct md_fc **out, const char *sock, uint64_t timeout_ns, pid_t 
 	fc->pid = pid > 0 ? pid : md_unix_peer_pid(fd);
 	close(fd);
 	fc->sock = strdup(sock);
-	fc->deadline = md_now_mono_ns() + timeout_ns;
-	if (md_http_open(&fc->http, sock, timeout_ns, err) < 0)
+	/* timeout 0 (do not wait for the socket) still gives the first requests 5 s */
+	fc->deadline = md_now_mono_ns() + (timeout_ns ? timeout_ns : 5000000000ULL);
+	if (md_http_open(&fc->http, sock, remaining(fc), err) < 0)
 		goto fail;
 	if (call(fc, "GET", "/version", NULL, 200, &v, err) < 0)
 		goto fail;
@@ -474,4 +476,88 @@ int md_fc_snapshot_load(struct md_fc *fc, const char *snapshot, const char *mem,
 		    json_pack("{s:s,s:{s:s,s:s},s:b}", "snapshot_path", snapshot, "mem_backend", "backend_type", "File",
 			      "backend_path", mem, "resume_vm", resume),
 		    204, NULL, err);
+}
+
+/* Stop the Firecracker process: pid known, signal, bounded wait. */
+static int kill_and_wait(pid_t pid, int sig, uint64_t timeout_ns)
+{
+	if (kill(pid, sig) < 0 && errno == ESRCH)
+		return 0;
+	if (md_pid_wait_exit(pid, timeout_ns, NULL) == 0)
+		return 0;
+	kill(pid, SIGKILL);
+	return md_pid_wait_exit(pid, 2000000000ULL, NULL);
+}
+
+int md_fc_shutdown(struct md_fc *fc, uint64_t timeout_ns, bool force, json_t **out, md_err **err)
+{
+	_cleanup_free_ char *state = NULL;
+	uint64_t t0 = md_now_mono_ns();
+	md_err *e = NULL;
+	int r;
+
+	if (fc->pid <= 0)
+		return md_fail(err, 0, "shutdown: cannot learn Firecracker's pid from its socket; pass --pid");
+	if (md_fc_state(fc, &state, err) < 0)
+		return -1;
+	if (strcmp(state, "Not started") == 0) {
+		/* no guest and no metrics yet: nothing to lose */
+		kill_and_wait(fc->pid, SIGKILL, 2000000000ULL);
+		*out = json_pack("{s:s,s:s,s:i}", "vmm", "firecracker", "stopped", "killed-before-start", "pid", (int)fc->pid);
+		return 0;
+	}
+	/* the last usage line: SIGTERM/SIGKILL would lose whatever was counted since the last flush */
+	if (md_fc_flush_metrics(fc, &e) < 0) {
+		md_warn("%s (continuing the shutdown)", e->msg);
+		md_err_free(&e);
+	}
+	if (force) {
+		/* SIGHUP: Firecracker writes its metrics and exits 156 */
+		kill_and_wait(fc->pid, SIGHUP, 2000000000ULL);
+		*out = json_pack("{s:s,s:s,s:i,s:f}", "vmm", "firecracker", "stopped", "sighup", "pid", (int)fc->pid,
+				 "seconds", (double)(md_now_mono_ns() - t0) / 1e9);
+		return 0;
+	}
+	/* Ctrl-Alt-Del reaches only running vCPUs */
+	if (strcmp(state, "Paused") == 0 && md_fc_resume(fc, err) < 0)
+		return -1;
+	if (md_fc_ctrl_alt_del(fc, err) < 0)
+		return -1;
+	r = md_pid_wait_exit(fc->pid, timeout_ns, err);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		*out = json_pack("{s:s,s:s,s:i,s:f}", "vmm", "firecracker", "stopped", "ctrl-alt-del", "pid", (int)fc->pid,
+				 "seconds", (double)(md_now_mono_ns() - t0) / 1e9);
+		return 0;
+	}
+	/* metrics were flushed above; SIGHUP writes them once more on the way out */
+	kill_and_wait(fc->pid, SIGHUP, 1000000000ULL);
+	return md_timeout(err, "shutdown: the guest did not stop within %.3gs after SendCtrlAltDel; Firecracker was "
+			  "killed", (double)timeout_ns / 1e9);
+}
+
+int md_fc_reboot(struct md_fc *fc, uint64_t timeout_ns, json_t **out, md_err **err)
+{
+	_cleanup_free_ char *state = NULL;
+	int r;
+
+	if (need_started(fc, "reboot", &state, err) < 0)
+		return -1;
+	if (fc->pid <= 0)
+		return md_fail(err, 0, "reboot: cannot learn Firecracker's pid from its socket; pass --pid");
+	if (strcmp(state, "Paused") == 0 && md_fc_resume(fc, err) < 0)
+		return -1;
+	if (md_fc_flush_metrics(fc, err) < 0 || md_fc_ctrl_alt_del(fc, err) < 0)
+		return -1;
+	r = md_pid_wait_exit(fc->pid, timeout_ns, err);
+	if (r < 0)
+		return -1;
+	if (r == 1)
+		return md_timeout(err, "reboot: Firecracker did not exit within %.3gs after SendCtrlAltDel",
+				  (double)timeout_ns / 1e9);
+	*out = json_pack("{s:s,s:b,s:s}", "vmm", "firecracker", "exited", 1, "next",
+			 "Firecracker ends on a guest reboot: start a new Firecracker process and run `metald-boot start` "
+			 "again");
+	return 0;
 }

@@ -60,6 +60,14 @@ int md_fc_ctrl_alt_del(struct md_fc *fc, md_err **err);
 int md_fc_snapshot_create(struct md_fc *fc, const char *snapshot, const char *mem, bool diff, md_err **err);
 int md_fc_snapshot_load(struct md_fc *fc, const char *snapshot, const char *mem, bool resume, md_err **err);
 
+/* Graceful stop: FlushMetrics, (resume if paused,) SendCtrlAltDel, wait up to timeout_ns for the
+ * process to exit, then SIGHUP (flush + exit) and SIGKILL: class 124 when the guest missed the
+ * timeout (the process is gone anyway). force: FlushMetrics then SIGHUP at once. A VM never
+ * started is killed. *out describes what happened. */
+int md_fc_shutdown(struct md_fc *fc, uint64_t timeout_ns, bool force, json_t **out, md_err **err);
+/* Firecracker exits on a guest reboot: SendCtrlAltDel, wait for the exit, and say so in *out. */
+int md_fc_reboot(struct md_fc *fc, uint64_t timeout_ns, json_t **out, md_err **err);
+
 /* Requests made and time spent in them (driver overhead for benchmarks). */
 void md_fc_stats(const struct md_fc *fc, unsigned *requests, uint64_t *total_ns);
 
