@@ -15,8 +15,10 @@ json_t *md_rate_limit_to_fc(const struct md_cfg_rate_limit *rl)
 	refill = rl->refill_time > 0 ? rl->refill_time : 1000;
 	/* tokens per refill period; overflow-safe for any sane bandwidth */
 	size = rl->bandwidth > INT64_MAX / refill ? INT64_MAX / 1000 : rl->bandwidth * refill / 1000;
-	return json_pack("{s:{s:I,s:I,s:I}}", "bandwidth", "size", (json_int_t)size, "refill_time", (json_int_t)refill,
-			 "one_time_burst", (json_int_t)rl->burst);
+	json_t *tb = json_pack("{s:I,s:I}", "size", (json_int_t)size, "refill_time", (json_int_t)refill);
+	if (rl->burst)
+		json_object_set_new(tb, "one_time_burst", json_integer(rl->burst));
+	return json_pack("{s:o}", "bandwidth", tb);
 }
 
 static const char *net_str(json_t *net, const char *key)
