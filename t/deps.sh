@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config
 libnl-3-dev libnl-route-3-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libjansson-dev libnftables-dev
 jq bats bats-support bats-assert curl python3 socat man-db groff-base
-qemu-system-x86 busybox-static cpio e2fsprogs iproute2 nftables bubblewrap procps util-linux kmod"
+qemu-system-x86 busybox-static cpio e2fsprogs iproute2 nftables bubblewrap procps util-linux kmod iputils-ping"
 
 missing=""
 for p in $PKGS; do

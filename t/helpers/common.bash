@@ -20,12 +20,9 @@ require_root() { [ "$(id -u)" = 0 ] || md_skip "needs root"; }
 require_cmd() { local c; for c; do command -v "$c" >/dev/null 2>&1 || md_skip "needs $c"; done; }
 
 # A short unique prefix for names of this test's objects (interface names stay under 15 bytes).
-md_prefix() {
-	if [ -z "${MD_PFX:-}" ]; then
-		MD_PFX="mt$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
-	fi
-	echo "$MD_PFX"
-}
+# Chosen when this file is loaded (once per test), so $(md_prefix) in subshells agrees.
+MD_PFX=${MD_PFX:-mt$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')}
+md_prefix() { echo "$MD_PFX"; }
 
 # run_code N cmd...: run and assert the exit status.
 run_code() {
