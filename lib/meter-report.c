@@ -303,22 +303,26 @@ int md_meter_prom(const char *ldir, char **text, md_err **err)
 	for (size_t i = 0; i < MD_ARRAY_SIZE(m); i++) {
 		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help, m[i].name, m[i].type);
 		json_object_foreach(p.vms, id, s) {
-			double v;
+			uint64_t raw;
 			if (strcmp(m[i].field, "running") == 0)
-				v = json_is_true(json_object_get(s, "running"));
+				raw = json_is_true(json_object_get(s, "running"));
 			else if (strcmp(m[i].field, "unacked") == 0)
-				v = (double)(ju(s, "n") > ju(acked, id) ? ju(s, "n") - ju(acked, id) : 0);
+				raw = ju(s, "n") > ju(acked, id) ? ju(s, "n") - ju(acked, id) : 0;
 			else if (strcmp(m[i].field, "mem_peak") == 0 || strcmp(m[i].field, "end_wall") == 0)
-				v = (double)ju(s, m[i].field) * m[i].scale;
+				raw = ju(s, m[i].field);
 			else
-				v = (double)ju(json_object_get(s, "cum"), m[i].field) * m[i].scale;
+				raw = ju(json_object_get(s, "cum"), m[i].field);
 			fprintf(f, "%s{vm=\"", m[i].name);
 			label(f, id);
 			fputs("\",customer=\"", f);
 			label(f, js(s, "customer"));
 			fputs("\",tenant=\"", f);
 			label(f, js(s, "tenant"));
-			fprintf(f, "\"} %.17g\n", v);
+			if (m[i].scale != 1) /* ns: exact decimal seconds */
+				fprintf(f, "\"} %llu.%09llu\n", (unsigned long long)(raw / 1000000000ULL),
+					(unsigned long long)(raw % 1000000000ULL));
+			else
+				fprintf(f, "\"} %llu\n", (unsigned long long)raw);
 		}
 	}
 	fprintf(f, "# HELP metald_meter_ledger_entries Entries in the meter ledger.\n"
