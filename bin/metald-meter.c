@@ -78,11 +78,12 @@ enum {
 	OPT_TEXTFILE,
 };
 
-static void check(int r, md_err *err)
-{
-	if (r < 0)
-		md_die(err);
-}
+/* a macro, not a function: the error must be read after the call has set it */
+#define check(call, err)              \
+	do {                          \
+		if ((call) < 0)       \
+			md_die(err);  \
+	} while (0)
 
 static uint64_t duration(const char *flag, const char *s, uint64_t min, uint64_t max)
 {

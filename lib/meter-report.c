@@ -161,17 +161,18 @@ int md_meter_report(const char *ldir, const struct md_report_opts *o, json_t **r
 		json_t *g = json_object_get(r.groups, json_string_value(k));
 		json_t *row = json_object();
 		uint64_t dur = ju(g, "duration_ns");
+
+		json_object_set(row, o->by == MD_REPORT_BY_VM ? "vm" : o->by == MD_REPORT_BY_CUSTOMER ? "customer" : "day",
+				json_object_get(g, "key"));
 		double w = json_real_value(json_object_get(g, "mem_weighted"));
 
 		for (int c = 0; md_report_cols[c]; c++) {
 			if (strcmp(md_report_cols[c], "mem_avg") == 0)
 				json_object_set_new(row, "mem_avg", json_integer(dur ? (json_int_t)(w / (double)dur) : 0));
-			else if (!(o->by == MD_REPORT_BY_DAY && strcmp(md_report_cols[c], "customer") == 0))
+			else if (strcmp(md_report_cols[c], "key") != 0 && !(o->by != MD_REPORT_BY_VM &&
+									strcmp(md_report_cols[c], "customer") == 0))
 				json_object_set(row, md_report_cols[c], json_object_get(g, md_report_cols[c]));
 		}
-		json_object_set_new(row, o->by == MD_REPORT_BY_VM ? "vm" : o->by == MD_REPORT_BY_CUSTOMER ? "customer" : "day",
-				    json_incref(json_object_get(g, "key")));
-		json_object_del(row, "key");
 		json_array_append_new(out, row);
 	}
 	json_decref(r.groups);

@@ -161,7 +161,7 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 		m->first_unacked = off;
 	if (strcmp(type, "start") == 0) {
 		v->open = true;
-		memset(&v->cum, 0, sizeof(v->cum));
+		md_meter_counters_from_json(json_object_get(e, "base"), &v->cum);
 		set_str(&v->customer, json_string_value(json_object_get(e, "customer")));
 		set_str(&v->tenant, json_string_value(json_object_get(e, "tenant")));
 		v->last_wall = ju(e, "start_time");
@@ -219,6 +219,7 @@ static void add_start(struct meter *m, struct vm *v)
 	json_object_set_new(e, "pid", json_integer(v->t.pid));
 	json_object_set_new(e, "pid_start", json_integer((json_int_t)v->t.pid_start));
 	json_object_set_new(e, "target", json_incref(v->t.json));
+	json_object_set_new(e, "base", md_meter_counters_json(&v->cum));
 	pend_add(m, v, e);
 }
 
@@ -341,7 +342,7 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 	if (strcmp(type, "start") == 0) {
 		v->need_start = false;
 		v->open = true;
-		memset(&v->cum, 0, sizeof(v->cum));
+		md_meter_counters_from_json(json_object_get(e, "base"), &v->cum);
 		v->last_wall = ju(e, "start_time");
 		v->pid = v->t.pid;
 		v->pid_start = v->t.pid_start;
@@ -524,6 +525,32 @@ static void activate(struct meter *m, struct vm *v, struct md_meter_target *t)
 		md_info("vm `%s`: metering pid %d%s", v->id, (int)v->t.pid, v->need_gap ? " (resumed)" : "");
 }
 
+/* Where a new process's counters start. A cgroup made for the VM starts at zero, so everything in it
+ * is the VM's. When a new process of the same VM id reuses the previous one's cgroup (the same
+ * paths), its counters go on from where the previous one's last record ended: that part was billed
+ * already. The base is recorded in the start entry. */
+static void set_base(struct vm *v, const struct md_meter_target *t)
+{
+	struct md_meter_target old;
+	md_err *err = NULL;
+	bool same = false;
+
+	if (v->n > 0 && v->target_json && md_meter_target_parse(v->target_json, "recorded target", &old, &err) == 0) {
+#define SAME(a, b) ((a) == NULL ? (b) == NULL : ((b) != NULL && strcmp((a), (b)) == 0))
+		same = old.cg_version == t->cg_version && SAME(old.cg_cpuacct, t->cg_cpuacct) &&
+		       SAME(old.cg_memory, t->cg_memory) && SAME(old.cg_blkio, t->cg_blkio) &&
+		       SAME(old.cg_path, t->cg_path) && SAME(old.net_link, t->net_link) &&
+		       SAME(old.net_netns, t->net_netns);
+#undef SAME
+		md_meter_target_free(&old);
+	}
+	md_err_free(&err);
+	if (!same)
+		memset(&v->cum, 0, sizeof(v->cum));
+	else
+		md_info("vm `%s`: the new process reuses its cgroup: counting from the last record", v->id);
+}
+
 static void discover_path(struct meter *m, const char *path)
 {
 	struct md_meter_target t;
@@ -552,11 +579,11 @@ static void discover_path(struct meter *m, const char *path)
 		if (v->pid != t.pid || v->pid_start != t.pid_start) {
 			v->need_stop_old = true;
 			v->need_start = true;
-			memset(&v->cum, 0, sizeof(v->cum));
+			set_base(v, &t);
 		}
 	} else {
 		v->need_start = true;
-		memset(&v->cum, 0, sizeof(v->cum));
+		set_base(v, &t);
 	}
 	activate(m, v, &t);
 	update_active_list(m);
