@@ -91,6 +91,7 @@ struct shipper {
 	uint64_t heartbeat_ns;
 	char instance_id[300];
 	uint64_t delivered, failures;
+	bool acked_dirty; /* acknowledged in memory, not yet stored */
 };
 
 struct meter {
@@ -223,10 +224,18 @@ static void add_start(struct meter *m, struct vm *v)
 	pend_add(m, v, e);
 }
 
+/* every entry names its customer and tenant, so each call can carry X-Tenant-ID on its own */
+static void add_owner(struct vm *v, json_t *e)
+{
+	set_nullable(e, "customer", v->t.customer ? v->t.customer : v->customer);
+	set_nullable(e, "tenant", v->t.tenant ? v->t.tenant : v->tenant);
+}
+
 static void add_gap(struct meter *m, struct vm *v)
 {
 	json_t *e = entry_new(v, "gap");
 
+	add_owner(v, e);
 	json_object_set_new(e, "last_sent", json_integer((json_int_t)v->last_wall));
 	json_object_set_new(e, "resume_time", json_integer((json_int_t)m->start_wall));
 	pend_add(m, v, e);
@@ -236,6 +245,7 @@ static void add_stop(struct meter *m, struct vm *v, uint64_t when, const char *r
 {
 	json_t *e = entry_new(v, "stop");
 
+	add_owner(v, e);
 	json_object_set_new(e, "stop_time", json_integer((json_int_t)when));
 	json_object_set_new(e, "reason", json_string(reason));
 	pend_add(m, v, e);
@@ -287,8 +297,7 @@ static void add_usage(struct meter *m, struct vm *v, const struct md_meter_sampl
 		if (s->mem_max_known)
 			v->mem_max = s->mem_max;
 	}
-	set_nullable(e, "customer", v->t.customer ? v->t.customer : v->customer);
-	set_nullable(e, "tenant", v->t.tenant ? v->t.tenant : v->tenant);
+	add_owner(v, e);
 	json_object_set_new(e, "start_wall", json_integer((json_int_t)v->pstart_wall));
 	json_object_set_new(e, "end_wall", json_integer((json_int_t)s->wall_ns));
 	json_object_set_new(e, "start_mono", json_integer((json_int_t)v->pstart_mono));
@@ -746,7 +755,6 @@ static int ship_round(struct shipper *s, uint64_t durable, char **errmsg)
 	struct round r = { .cap = 4096 };
 	md_err *err = NULL;
 	uint64_t good, torn;
-	bool dirty = false;
 	int rc = 0;
 
 	r.e = calloc(r.cap, sizeof(*r.e));
@@ -782,13 +790,6 @@ static int ship_round(struct shipper *s, uint64_t durable, char **errmsg)
 				used = 1; /* nothing billing takes */
 			} else {
 				const char *bid = json_string_value(json_object_get(body, "batchId"));
-				if (tenant == NULL) { /* stop and gap entries: the tenant of the start */
-					for (size_t q = 0; q < r.n && !tenant; q++) {
-						const char *vq = json_string_value(json_object_get(r.e[q], "vm"));
-						if (vq && strcmp(vq, vm) == 0)
-							tenant = json_string_value(json_object_get(r.e[q], "tenant"));
-					}
-				}
 				if (md_billing_call(s->b, method, tenant, bid, body, &err) < 0) {
 					*errmsg = md_strdup_printf("%s vm `%s`: %s", method, vm, err->msg);
 					md_err_free(&err);
@@ -801,7 +802,7 @@ static int ship_round(struct shipper *s, uint64_t durable, char **errmsg)
 			}
 			done += used;
 			json_object_set_new(s->acked, vm, json_integer((json_int_t)ju(list[done - 1], "n")));
-			dirty = true;
+			s->acked_dirty = true;
 		}
 	}
 	if (rc == 0 && r.n > 0) {
@@ -817,9 +818,13 @@ static int ship_round(struct shipper *s, uint64_t durable, char **errmsg)
 			rc = 1; /* more than one list's worth for a VM: go again */
 	}
 out:
-	if (dirty && md_ledger_acked_store(s->dir, s->acked, &err) < 0) {
-		md_error("%s", err->msg);
-		md_err_free(&err);
+	if (s->acked_dirty) {
+		if (md_ledger_acked_store(s->dir, s->acked, &err) == 0) {
+			s->acked_dirty = false;
+		} else {
+			md_error("%s (retried after the next delivery)", err->msg);
+			md_err_free(&err);
+		}
 	}
 	for (size_t i = 0; i < r.n; i++)
 		json_decref(r.e[i]);
@@ -986,6 +991,13 @@ static void shipper_stop(struct meter *m, uint64_t grace_ns)
 		pthread_join(s->th, NULL);
 	}
 	s->started = false;
+	if (s->acked_dirty) {
+		md_err *err = NULL;
+		if (md_ledger_acked_store(s->dir, s->acked, &err) < 0) {
+			md_error("%s (those entries are sent again on the next start)", err->msg);
+			md_err_free(&err);
+		}
+	}
 	if (s->read_off < m->ledger.synced)
 		md_warn("billing: exiting with entries not yet acknowledged; they are sent on the next start");
 }
