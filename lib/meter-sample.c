@@ -445,7 +445,7 @@ int md_meter_sample(struct md_meter_src *s, unsigned what, struct md_meter_sampl
 	if ((what & MD_SAMPLE_MEM) && s->fd[F_MEM] >= 0) {
 		if (read_u64(s, F_MEM, &o->mem_bytes, err) < 0)
 			return -1;
-		if (s->fd[F_MEMMAX] >= 0) {
+		if ((what & MD_SAMPLE_MEMPEAK) && s->fd[F_MEMMAX] >= 0) {
 			if (read_u64(s, F_MEMMAX, &o->mem_max, err) < 0)
 				return -1;
 			o->mem_max_known = true;

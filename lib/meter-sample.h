@@ -37,10 +37,11 @@ struct md_meter_counters {
 
 enum {
 	MD_SAMPLE_CPU = 1 << 0,
-	MD_SAMPLE_MEM = 1 << 1,  /* memory in use, and the cgroup's own peak */
+	MD_SAMPLE_MEM = 1 << 1,  /* memory in use */
 	MD_SAMPLE_DISK = 1 << 2, /* cgroup I/O counters */
 	MD_SAMPLE_NET = 1 << 3,
-	MD_SAMPLE_ALL = 0xf,
+	MD_SAMPLE_MEMPEAK = 1 << 4, /* the cgroup's own memory peak */
+	MD_SAMPLE_ALL = 0x1f,
 };
 
 struct md_meter_sample {

@@ -57,6 +57,7 @@ struct vm {
 	int pidfd;
 	uint64_t n_tent; /* entry numbers handed out in the batch being built */
 	uint64_t pstart_wall, pstart_mono; /* start of the open period */
+	uint64_t due_mono;                 /* when the open period's record is due */
 	uint64_t mem_peak, mem_sum, nsamples;
 	uint64_t mem_max;
 	bool need_gap, need_stop_old, need_start;
@@ -503,6 +504,18 @@ static void vm_open_src(struct vm *v)
 	}
 }
 
+/* Records are due on a grid of period length whose phase comes from the VM id, so the VMs' records
+ * spread over the ticks of a period instead of all landing on one tick (which would be late). */
+static uint64_t next_due(const struct vm *v, uint64_t t, uint64_t period)
+{
+	uint64_t h = 1469598103934665603ULL, r;
+
+	for (const char *p = v->id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	r = (t % period + period - h % period) % period;
+	return t + (period - r);
+}
+
 /* Take over a parsed target (moved into v->t). */
 static void activate(struct meter *m, struct vm *v, struct md_meter_target *t)
 {
@@ -521,6 +534,7 @@ static void activate(struct meter *m, struct vm *v, struct md_meter_target *t)
 		v->pstart_wall = v->last_wall && v->last_wall <= now_wall ? v->last_wall : now_wall;
 	}
 	v->pstart_mono = now_mono - (now_wall - v->pstart_wall);
+	v->due_mono = next_due(v, now_mono, m->o->period_ns);
 	/* a pidfd becomes readable the moment the VMM exits: the final sample is taken then, before
 	 * the orchestrator gets to remove the cgroup */
 	v->pidfd = (int)syscall(SYS_pidfd_open, v->t.pid, 0);
@@ -702,10 +716,12 @@ static void pass(struct meter *m, enum pass kind)
 		 * counters are read when a record closes, since their difference is all that counts. */
 		if (md_meter_sample(v->src, MD_SAMPLE_MEM, &s, &err) < 0)
 			goto failed;
-		if (kind == PASS_EXIT || s.mono_ns - v->pstart_mono + m->o->interval_ns / 2 >= m->o->period_ns) {
+		if (kind == PASS_EXIT || s.mono_ns + m->o->interval_ns / 2 >= v->due_mono) {
 			if (md_meter_sample(v->src, MD_SAMPLE_ALL, &s, &err) < 0)
 				goto failed;
 			add_usage(m, v, &s, false);
+			/* if the write fails, the next due time tries again, covering the longer period */
+			v->due_mono = next_due(v, s.mono_ns + m->o->interval_ns / 2, m->o->period_ns);
 		} else if (s.have & MD_SAMPLE_MEM) {
 			if (s.mem_bytes > v->mem_peak)
 				v->mem_peak = s.mem_bytes;
@@ -1073,10 +1089,20 @@ static int setup_fds(struct meter *m, md_err **err)
 	epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->ifd, &ev);
 	ev.data.u64 = TOK_SIGNAL;
 	epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sfd, &ev);
+	(void)its;
+	return 0;
+}
+
+/* Arm the tick timer on absolute times base, base + interval, ...: lateness is measured against them. */
+static int arm_timer(struct meter *m, uint64_t base, md_err **err)
+{
+	struct itimerspec its = { 0 };
+
 	its.it_interval.tv_sec = (time_t)(m->o->interval_ns / NS_S);
 	its.it_interval.tv_nsec = (long)(m->o->interval_ns % NS_S);
-	its.it_value = its.it_interval;
-	if (timerfd_settime(m->tfd, 0, &its, NULL) < 0)
+	its.it_value.tv_sec = (time_t)(base / NS_S);
+	its.it_value.tv_nsec = (long)(base % NS_S);
+	if (timerfd_settime(m->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
 		return md_fail(err, errno, "timerfd");
 	return 0;
 }
@@ -1198,6 +1224,8 @@ int md_meter_run(const struct md_paths *p, struct md_meter_opts *o, md_err **err
 	sync_maybe(&m, true);
 
 	uint64_t base = md_now_mono_ns() + o->interval_ns, expirations = 0;
+	if (arm_timer(&m, base, err) < 0)
+		goto fail;
 	while (!done) {
 		struct epoll_event evs[64];
 		bool ticked = false;
