@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 
 #include "cleanup.h"
 #include "ids.h"
+#include "log.h"
 #include "meter-sample.h"
 #include "state.h"
 
@@ -256,6 +259,7 @@ struct md_meter_src {
 	int fd[F_MAX];
 	char *path[F_MAX];
 	char *link, *netns;
+	char *qmp;
 };
 
 static void src_file(struct md_meter_src *s, int which, const char *dir, const char *name)
@@ -298,6 +302,7 @@ int md_meter_src_open(const struct md_meter_target *t, struct md_meter_src **out
 	}
 	s->link = t->net_link ? strdup(t->net_link) : NULL;
 	s->netns = t->net_netns ? strdup(t->net_netns) : NULL;
+	s->qmp = t->qmp ? strdup(t->qmp) : NULL;
 	*out = s;
 	return 0;
 }
@@ -313,6 +318,7 @@ void md_meter_src_close(struct md_meter_src *s)
 	}
 	free(s->link);
 	free(s->netns);
+	free(s->qmp);
 	free(s);
 }
 
@@ -399,6 +405,99 @@ static void iostat_v2(const char *buf, struct md_meter_counters *c)
 	}
 }
 
+/* ---- QEMU query-blockstats ------------------------------------------------------------------- */
+
+/* Read QMP messages (one JSON object per line) until one that is not an event. */
+static json_t *qmp_reply(int fd, char *buf, size_t cap, size_t *have, const char *sock, md_err **err)
+{
+	for (;;) {
+		char *nl = memchr(buf, '\n', *have);
+		if (nl) {
+			json_t *j = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
+			size_t used = (size_t)(nl - buf) + 1;
+			memmove(buf, nl + 1, *have - used);
+			*have -= used;
+			if (j && json_object_get(j, "event") == NULL)
+				return j;
+			json_decref(j);
+			continue;
+		}
+		if (*have == cap)
+			return md_fail(err, 0, "QMP `%s`: message too long", sock), NULL;
+		ssize_t r = recv(fd, buf + *have, cap - *have, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return md_fail(err, r < 0 ? errno : ECONNRESET, "QMP `%s`", sock), NULL;
+		*have += (size_t)r;
+	}
+}
+
+static int qmp_cmd(int fd, const char *cmd, char *buf, size_t cap, size_t *have, const char *sock, json_t **ret,
+		   md_err **err)
+{
+	size_t len = strlen(cmd);
+	json_t *j;
+
+	if (send(fd, cmd, len, MSG_NOSIGNAL) != (ssize_t)len)
+		return md_fail(err, errno, "QMP `%s`: send", sock);
+	j = qmp_reply(fd, buf, cap, have, sock, err);
+	if (j == NULL)
+		return -1;
+	if (json_object_get(j, "error")) {
+		const char *d = json_string_value(json_object_get(json_object_get(j, "error"), "desc"));
+		md_fail(err, 0, "QMP `%s`: %s", sock, d ? d : "error");
+		json_decref(j);
+		return -1;
+	}
+	*ret = j;
+	return 0;
+}
+
+/* QEMU's block statistics are cumulative since QEMU started: the guest's own disk I/O. The socket is
+ * opened for each reading and closed again, because a QMP socket serves one client at a time and
+ * metald-boot needs it too. */
+static int qmp_blockstats(const char *sock, struct md_meter_counters *c, md_err **err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 500000 };
+	_cleanup_close_ int fd = -1;
+	_cleanup_json_ json_t *greet = NULL, *caps = NULL, *stats = NULL;
+	_cleanup_free_ char *buf = malloc(65536);
+	size_t have = 0, i;
+	json_t *dev;
+
+	if (buf == NULL)
+		return md_fail(err, ENOMEM, "QMP");
+	if (strlen(sock) >= sizeof(sa.sun_path))
+		return md_fail(err, ENAMETOOLONG, "QMP `%s`", sock);
+	strcpy(sa.sun_path, sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return md_fail(err, errno, "QMP socket");
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return md_fail(err, errno, "QMP `%s`: connect", sock);
+	greet = qmp_reply(fd, buf, 65536, &have, sock, err);
+	if (greet == NULL || json_object_get(greet, "QMP") == NULL)
+		return greet ? md_fail(err, 0, "QMP `%s`: no greeting", sock) : -1;
+	if (qmp_cmd(fd, "{\"execute\":\"qmp_capabilities\"}\n", buf, 65536, &have, sock, &caps, err) < 0 ||
+	    qmp_cmd(fd, "{\"execute\":\"query-blockstats\"}\n", buf, 65536, &have, sock, &stats, err) < 0)
+		return -1;
+	c->disk_read_bytes = c->disk_write_bytes = c->disk_read_ops = c->disk_write_ops = 0;
+	json_array_foreach(json_object_get(stats, "return"), i, dev) {
+		json_t *st = json_object_get(dev, "stats");
+#define ADD(field, key) c->field += (uint64_t)json_integer_value(json_object_get(st, key))
+		ADD(disk_read_bytes, "rd_bytes");
+		ADD(disk_write_bytes, "wr_bytes");
+		ADD(disk_read_ops, "rd_operations");
+		ADD(disk_write_ops, "wr_operations");
+#undef ADD
+	}
+	return 0;
+}
+
 static int sample_net(struct md_meter_src *s, struct md_meter_sample *o, md_err **err)
 {
 	struct rtnl_link *link = NULL;
@@ -452,7 +551,16 @@ int md_meter_sample(struct md_meter_src *s, unsigned what, struct md_meter_sampl
 		}
 		o->have |= MD_SAMPLE_MEM;
 	}
-	if ((what & MD_SAMPLE_DISK) && s->fd[F_IOBYTES] >= 0) {
+	if ((what & MD_SAMPLE_DISK) && s->qmp) {
+		/* the VMM's view of the guest's disk, for the VM's whole life (never mixed with the
+		 * cgroup's); when QEMU does not answer, the disk counters are left out of this sample */
+		md_err *qerr = NULL;
+		if (qmp_blockstats(s->qmp, &o->c, &qerr) == 0)
+			o->have |= MD_SAMPLE_DISK;
+		else
+			md_debug("%s", qerr->msg);
+		md_err_free(&qerr);
+	} else if ((what & MD_SAMPLE_DISK) && s->fd[F_IOBYTES] >= 0) {
 		if (read_fd(s->fd[F_IOBYTES], buf, sizeof(buf)) < 0)
 			return md_fail(err, errno, "read `%s`", s->path[F_IOBYTES]);
 		if (s->version == 1) {

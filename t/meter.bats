@@ -477,3 +477,39 @@ all_acked() { # every ledger entry of every VM is acknowledged
 	wait_for 5 grep -q "bad2.json.*invalid JSON" "$R/meter.err"
 	meter_stop
 }
+
+@test "meter: disk counters from QEMU query-blockstats (a real, paused QEMU and a QMP stand-in with known numbers)" {
+	require_cmd qemu-system-x86_64
+	vm_start a
+	# a stand-in QEMU monitor with two disks
+	echo '{"d0":{"rd_bytes":1000,"wr_bytes":2000,"rd_operations":3,"wr_operations":4},
+	       "d1":{"rd_bytes":10,"wr_bytes":20,"rd_operations":1,"wr_operations":1}}' > "$R/stats.json"
+	python3 "$METALD_TOP/t/helpers/qmp-standin" --socket "$R/qmp.sock" --stats "$R/stats.json" </dev/null >/dev/null 2>&1 3>&- &
+	VMPID[qmp]=$!
+	wait_for 5 test -S "$R/qmp.sock"
+	write_target a "$(jq -c --arg q "$R/qmp.sock" '.qmp = $q' "$R/run/meter/a.json")"
+	run_code 0 meter sample --id a
+	echo "$output" | jq -e '.disk_read_bytes == 1010 and .disk_write_bytes == 2020 and .disk_read_ops == 4 and .disk_write_ops == 5'
+	meter_start --billing off
+	wait_for 10 has_usage a 2
+	echo '{"d0":{"rd_bytes":5000,"wr_bytes":2000,"rd_operations":9,"wr_operations":4},
+	       "d1":{"rd_bytes":10,"wr_bytes":20,"rd_operations":1,"wr_operations":1}}' > "$R/stats.json"
+	sleep 0.5
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	# the records' differences add up to QEMU's cumulative numbers (cgroup blkio is not mixed in)
+	[ "$(ledger | jq -s '[.[] | select(.type == "usage") | .disk_read_bytes] | add')" -eq 5010 ]
+	[ "$(ledger | jq -s '[.[] | select(.type == "usage") | .disk_read_ops] | add')" -eq 10 ]
+	# the real thing: QEMU's QMP, paused (-S), one virtio disk
+	truncate -s 1M "$BATS_TEST_TMPDIR/d.img"
+	qemu-system-x86_64 -machine microvm -accel tcg -nodefaults -display none -S \
+		-qmp "unix:$R/q.sock,server=on,wait=off" -drive "file=$BATS_TEST_TMPDIR/d.img,if=none,id=d0,format=raw" \
+		-device virtio-blk-device,drive=d0 </dev/null >/dev/null 2>&1 3>&- &
+	q=$!
+	VMPID[qemu]=$q
+	wait_for 10 test -S "$R/q.sock"
+	write_target q "{\"id\":\"q\",\"pid\":$q,\"pid_start\":$(awk '{sub(/.*\) /, ""); print $20}' "/proc/$q/stat"),\"qmp\":\"$R/q.sock\"}"
+	run_code 0 meter sample --id q
+	echo "$output" | jq -e '.disk_read_bytes == 0 and .disk_write_ops == 0 and .cpu_ns == null'
+}
