@@ -13,7 +13,6 @@ SIZES=${BENCH_SIZES:-10 50 100 300}
 [ -x "$BIN" ] || { echo "meter bench: build first (make)" >&2; exit 1; }
 P="mtb$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
 T=$(mktemp -d /tmp/metald-bench-meter.XXXXXX)
-HZ=$(getconf CLK_TCK)
 PIDS=""
 MPID=""
 
@@ -28,7 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# CPU time of all the process's threads in ns (schedstat: exact, unlike clock ticks)
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%d\n", s }'; }
 
 mkvm() { # i
 	for c in cpuacct memory blkio; do mkdir -p "/sys/fs/cgroup/$c/$P-$1"; done
@@ -42,29 +42,46 @@ mkvm() { # i
 	mv "$T/r/run/meter/.b$1" "$T/r/run/meter/b$1.json"
 }
 
+# measure LABEL N [run options...]: one row
+measure() {
+	label=$1
+	n=$2
+	shift 2
+	rm -rf "$T/r/data"
+	"$BIN" --root "$T/r" run --stats-file "$T/stats.json" "$@" 2>"$T/meter.err" &
+	MPID=$!
+	sleep 3 # warm up: every VM found, first records written
+	c0=$(cpu_ns "$MPID")
+	t0=$(date +%s%N)
+	sleep "$SECS"
+	c1=$(cpu_ns "$MPID")
+	t1=$(date +%s%N)
+	kill -TERM "$MPID"
+	wait "$MPID"
+	MPID=""
+	pct=$(awk -v c="$((c1 - c0))" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f", c / ns * 100 }')
+	jq -r --arg l "$label" --arg n "$n" --arg pct "$pct" '
+		def ms: if . == null then "-" else (. / 1000 * 100 | round / 100 | tostring) end;
+		"| \($l) | \($pct) | \(($pct | tonumber) / ($n | tonumber) * 100 * 1000 | round / 1000) | " +
+		"\(.tick_lateness.p50_us | ms) / \(.tick_lateness.p99_us | ms) / \(.tick_lateness.max_us | ms) | " +
+		"\(.tick_work.p99_us | ms) | \(.sample_to_ledger_write.p99_us | ms) | " +
+		"\(.sample_to_durable_max_us | ms) | \(.missed_ticks) |"' "$T/stats.json"
+}
+
 echo "| VMs | CPU % of one core | CPU % per 100 VMs | tick lateness p50 / p99 / max (ms) | tick work p99 (ms) | sample-to-ledger write p99 (ms) | sample-to-durable max (ms) | missed ticks |"
 echo "|---|---|---|---|---|---|---|---|"
 have=0
 mkdir -p "$T/r/run/meter"
 for n in $SIZES; do
 	while [ "$have" -lt "$n" ]; do have=$((have + 1)); mkvm "$have"; done
-	rm -rf "$T/r/data"
-	"$BIN" --root "$T/r" run --billing off --stats-file "$T/stats.json" 2>"$T/meter.err" &
-	MPID=$!
-	sleep 3 # warm up: every VM found, first records written
-	c0=$(cpu_ticks "$MPID")
-	t0=$(date +%s%N)
-	sleep "$SECS"
-	c1=$(cpu_ticks "$MPID")
-	t1=$(date +%s%N)
-	kill -TERM "$MPID"
-	wait "$MPID"
-	MPID=""
-	pct=$(awk -v c="$((c1 - c0))" -v hz="$HZ" -v ns="$((t1 - t0))" 'BEGIN { printf "%.3f", c / hz / (ns / 1e9) * 100 }')
-	jq -r --arg n "$n" --arg pct "$pct" '
-		def ms: if . == null then "-" else (. / 1000 * 100 | round / 100 | tostring) end;
-		"| \($n) | \($pct) | \(($pct | tonumber) / ($n | tonumber) * 100 * 1000 | round / 1000) | " +
-		"\(.tick_lateness.p50_us | ms) / \(.tick_lateness.p99_us | ms) / \(.tick_lateness.max_us | ms) | " +
-		"\(.tick_work.p99_us | ms) | \(.sample_to_ledger_write.p99_us | ms) | " +
-		"\(.sample_to_durable_max_us | ms) | \(.missed_ticks) |"' "$T/stats.json"
+	measure "$n" "$n" --billing off
 done
+# the same with delivery to the loopback billing test double (the meter's CPU only)
+if [ "${BENCH_BILLING:-1}" = 1 ]; then
+	python3 t/helpers/billing-receiver --port-file "$T/port" --log /dev/null </dev/null >/dev/null 2>&1 &
+	RPID=$!
+	PIDS="$PIDS $RPID"
+	i=0
+	while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	measure "$have, billing on, 1 s period" "$have" --billing send --billing-endpoint "http://127.0.0.1:$(cat "$T/port")" --period 1s
+fi
