@@ -288,6 +288,11 @@ all_acked() { # every ledger entry of every VM is acknowledged
 	wait_for 10 all_acked
 	meter_stop
 	jq -s -e '[.[] | select(.outcome == "ok" and .method == "NotifyVmStarted")] | length == 1' "$R/billing.log"
+	# no crash here, so every entry arrived exactly once: no id twice, none missing
+	jq -s '[.[] | select(.outcome == "ok") | select(.body.vmId) |
+		if .method == "SendMetricsBatch" then .body.metrics[].recordId else .body.batchId end]' "$R/billing.log" > "$R/got"
+	jq -e 'length == (unique | length)' "$R/got"
+	diff <(jq -c sort "$R/got") <(ledger | jq -s -c '[.[] | select(.vm) | .id] | sort')
 	# invalid settings: exit 2, never a silent default
 	UNKEY_METALD_BILLING_ENABLED=maybe run_code 2 meter run
 	[[ "$output" == *UNKEY_METALD_BILLING_ENABLED* ]]

@@ -2,7 +2,8 @@
 # Benchmark of metald-meter run: CPU per metered VM at a 100 ms interval with 10, 50, 100 and 300
 # cgroups of idle processes, the sampling interval's jitter, and sample-to-ledger latency.
 # Needs root (it makes v1 cgroups named mtb<random>-N and removes them). Prints a Markdown table.
-# Environment: BENCH_SECONDS (measured seconds per size, default 20), BENCH_SIZES (default
+# Environment: BENCH_SECONDS (measured seconds per size, default 20), BENCH_RUN_OPTS (more run options,
+# e.g. "--sync 0"), BENCH_BILLING (0: no billing row), BENCH_SIZES (default
 # "10 50 100 300"), METALD_BUILD (default build).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -48,7 +49,8 @@ measure() {
 	n=$2
 	shift 2
 	rm -rf "$T/r/data"
-	"$BIN" --root "$T/r" run --stats-file "$T/stats.json" "$@" 2>"$T/meter.err" &
+	# shellcheck disable=SC2086
+	"$BIN" --root "$T/r" run --stats-file "$T/stats.json" "$@" ${BENCH_RUN_OPTS:-} 2>"$T/meter.err" &
 	MPID=$!
 	sleep 3 # warm up: every VM found, first records written
 	c0=$(cpu_ns "$MPID")
