@@ -1,0 +1,520 @@
+#!/usr/bin/env bats
+# metald-meter: sampling, the ledger's exactness across crashes, billing delivery, bad input.
+#
+# Each test makes its own cgroups (v1 cpuacct/memory/blkio, named <prefix>-<vm>), runs busy loops in
+# them, writes the meter targets itself (as metald-vm would), and removes everything in teardown.
+
+load helpers/common
+
+setup() {
+	require_root
+	require_cmd jq python3
+	leak_snapshot
+	P=$(md_prefix)
+	R="$BATS_TEST_TMPDIR/r"
+	mkdir -p "$R/run/meter"
+	declare -gA VMPID
+	MPID=
+	RPID=
+	MOUNTS=()
+}
+
+teardown() {
+	local v d m
+	[ -n "$MPID" ] && { kill -9 "$MPID" 2>/dev/null; wait "$MPID" 2>/dev/null; }
+	[ -n "$RPID" ] && { kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null; }
+	for v in "${!VMPID[@]}"; do
+		kill -9 "${VMPID[$v]}" 2>/dev/null
+		wait "${VMPID[$v]}" 2>/dev/null
+	done
+	for d in /sys/fs/cgroup/{cpuacct,memory,blkio}/"$P"-* /sys/fs/cgroup/unified/"$P"-*; do
+		[ -d "$d" ] && rmdir "$d"
+	done
+	for m in "${MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
+	[ -n "${NETNS:-}" ] && ip netns del "$NETNS" 2>/dev/null
+	[ -n "${NETNS2:-}" ] && ip netns del "$NETNS2" 2>/dev/null
+	if [ "${METALD_METER_SHARED_HOST:-0}" = 1 ]; then
+		# other people's tests run on this machine at the same time: judge only our own objects
+		! leak_check 2>&1 | grep -E "$P|metald-meter|billing"
+	else
+		leak_check
+	fi
+}
+
+meter() { metald-meter --root "$R" "$@"; }
+
+# write a target atomically, as metald-vm does
+write_target() { # id json
+	printf '%s\n' "$2" > "$R/run/meter/.$1.tmp"
+	mv "$R/run/meter/.$1.tmp" "$R/run/meter/$1.json"
+}
+
+# vm_start ID [CUSTOMER] [TENANT]: v1 cgroups + a busy loop in them + its meter target
+vm_start() {
+	local id=$1 cust=${2:-cust-$1} ten=${3:-ten-$1} c pid st
+	for c in cpuacct memory blkio; do mkdir "/sys/fs/cgroup/$c/$P-$id"; done
+	bash -c 'while :; do :; done' </dev/null >/dev/null 2>&1 3>&- &
+	pid=$!
+	VMPID[$id]=$pid
+	for c in cpuacct memory blkio; do echo "$pid" > "/sys/fs/cgroup/$c/$P-$id/cgroup.procs"; done
+	st=$(awk '{print $22}' "/proc/$pid/stat")
+	write_target "$id" "{\"id\":\"$id\",\"customer_id\":\"$cust\",\"tenant\":\"$ten\",\"vmm\":\"none\",
+\"pid\":$pid,\"pid_start\":$st,\"started_wall_ns\":$(date +%s%N),
+\"cgroup\":{\"version\":1,\"paths\":{\"cpuacct\":\"/sys/fs/cgroup/cpuacct/$P-$id\",
+\"memory\":\"/sys/fs/cgroup/memory/$P-$id\",\"blkio\":\"/sys/fs/cgroup/blkio/$P-$id\"}},
+\"net\":null,\"qmp\":null,\"fc_metrics\":null}"
+}
+
+# vm_kill ID: the VMM dies; its counters are final from here on
+vm_kill() {
+	kill -9 "${VMPID[$1]}"
+	wait "${VMPID[$1]}" 2>/dev/null || true
+	unset "VMPID[$1]"
+}
+
+cg_cpu() { cat "/sys/fs/cgroup/cpuacct/$P-$1/cpuacct.usage"; }
+ledger() { cat "$R/data/meter/ledger.jsonl"; }
+ledger_cpu() { jq -s --arg v "$1" '[.[] | select(.vm == $v and .type == "usage") | .cpu_ns] | add // 0' "$R/data/meter/ledger.jsonl"; }
+has_stop() { jq -e -s --arg v "$1" 'any(.[]; .vm == $v and .type == "stop")' "$R/data/meter/ledger.jsonl" >/dev/null; }
+n_usage() { jq -s --arg v "$1" '[.[] | select(.vm == $v and .type == "usage")] | length' "$R/data/meter/ledger.jsonl" 2>/dev/null || echo 0; }
+has_usage() { [ "$(n_usage "$1")" -ge "${2:-1}" ]; }
+
+meter_start() { # run options...
+	metald-meter --root "$R" run --interval 50ms --period 200ms --sync 0 "$@" >"$R/meter.out" 2>>"$R/meter.err" 3>&- &
+	MPID=$!
+}
+meter_stop() { # SIGTERM: final flush, exit 0
+	kill -TERM "$MPID"
+	local rc=0
+	wait "$MPID" || rc=$?
+	MPID=
+	[ "$rc" -eq 0 ] || { echo "meter exited $rc:" >&2; cat "$R/meter.err" >&2; return 1; }
+}
+meter_kill9() {
+	kill -9 "$MPID"
+	wait "$MPID" 2>/dev/null || true
+	MPID=
+}
+
+receiver_start() { # options...
+	rm -f "$R/port"
+	python3 "$METALD_TOP/t/helpers/billing-receiver" --port-file "$R/port" --log "$R/billing.log" "$@" \
+		</dev/null >/dev/null 2>"$R/receiver.err" 3>&- &
+	RPID=$!
+	wait_for 10 test -s "$R/port"
+	ENDPOINT="http://127.0.0.1:$(cat "$R/port")"
+	touch "$R/billing.log"
+}
+receiver_stop() {
+	kill "$RPID"
+	wait "$RPID" 2>/dev/null || true
+	RPID=
+}
+
+all_acked() { # every ledger entry of every VM is acknowledged
+	jq -e -s --slurpfile a "$R/data/meter/acked.json" '
+		[.[] | select(.vm)] | group_by(.vm) | all(.[-1].n as $n | .[-1].vm as $v | ($a[0][$v] // 0) >= $n)' \
+		"$R/data/meter/ledger.jsonl" >/dev/null 2>&1
+}
+
+@test "meter: sample prints one JSON line per sample with CPU, memory and times; unknown VM is exit 3" {
+	vm_start a
+	run_code 0 meter sample --id a --count 3 --interval 20ms
+	[ "${#lines[@]}" -eq 3 ]
+	echo "${lines[2]}" | jq -e '.vm == "a" and .cpu_ns > 0 and (.memory_bytes | type == "number")
+		and .mono_ns > 0 and .wall_ns > 1700000000000000000 and .net_rx_bytes == null and .uptime_ns > 0'
+	a=$(echo "${lines[0]}" | jq .cpu_ns)
+	b=$(echo "${lines[2]}" | jq .cpu_ns)
+	[ "$b" -gt "$a" ]
+	run_code 3 meter sample --id nosuchvm
+	[[ "$output" == *"vm \`nosuchvm\`: not metered"* ]]
+	run_code 2 meter sample --id 'bad/id'
+	run_code 2 meter sample
+	run_code 2 meter sample --id a --interval 0ms
+	run_code 2 meter sample --id a --count -1
+	vm_kill a
+}
+
+@test "meter: the ledger's CPU total equals the cgroup counter exactly, across kill -9 and restart" {
+	vm_start a
+	vm_start b
+	meter_start --billing off
+	wait_for 10 has_usage a 3
+	meter_kill9
+	sleep 0.5 # usage while no meter runs: the next record must still count it
+	meter_start --billing off
+	wait_for 10 has_usage b 6
+	vm_kill a
+	wait_for 10 has_stop a
+	# a stopped: its total is exact (0 ns lost) while b goes on
+	[ "$(ledger_cpu a)" -eq "$(cg_cpu a)" ]
+	meter_kill9
+	vm_kill b # stops while no meter runs; the next start closes it from its cgroup
+	meter_start --billing off
+	wait_for 10 has_stop b
+	[ "$(ledger_cpu b)" -eq "$(cg_cpu b)" ]
+	meter_stop
+	# gap notices: one per restart that found the VM open
+	[ "$(ledger | jq -s '[.[] | select(.type == "gap" and .vm == "a")] | length')" -eq 1 ]
+	[ "$(ledger | jq -s '[.[] | select(.type == "gap" and .vm == "b")] | length')" -eq 2 ]
+	# per VM: entry numbers 1..n without holes, periods back to back
+	ledger | jq -s -e 'group_by(.vm) | all(map(.n) == [range(1; length + 1)])'
+	ledger | jq -s -e '[.[] | select(.type == "usage")] | group_by(.vm) |
+		all(. as $r | [range(1; length)] | all($r[.].start_wall == $r[. - 1].end_wall))'
+	[ "$(ledger | jq -s '.[-1].seq')" -eq "$(ledger | wc -l)" ]
+	# report sums the same
+	run_code 0 meter report --json
+	[ "$(echo "$output" | jq '.[] | select(.vm == "a") | .cpu_ns')" -eq "$(cg_cpu a)" ]
+}
+
+@test "meter: a VM that stops is closed at once with a final record; the cgroup's peak memory is recorded" {
+	vm_start m
+	# put some memory in the cgroup (a child of the busy loop's cgroup membership)
+	bash -c "echo \$\$ > /sys/fs/cgroup/memory/$P-m/cgroup.procs; exec head -c 20000000 /dev/zero | tail -c 1 >/dev/null"
+	meter_start --billing off --period 10s
+	wait_for 10 test -s "$R/data/meter/ledger.jsonl"
+	sleep 0.3
+	vm_kill m
+	wait_for 5 has_stop m
+	# with a 10 s period, the only usage record is the final one
+	ledger | jq -s -e '[.[] | select(.vm == "m" and .type == "usage")] | length == 1 and .[0].final == true and .[0].mem_max > 0'
+	[ "$(ledger_cpu m)" -eq "$(cg_cpu m)" ]
+	# the target is still there: the stopped process is not metered again
+	sleep 0.3
+	[ "$(ledger | jq -s '[.[] | select(.vm == "m" and .type == "start")] | length')" -eq 1 ]
+	# a new process under the same id is a new start
+	vm_restart_same_id() {
+		local pid st
+		bash -c 'while :; do :; done' </dev/null >/dev/null 2>&1 3>&- &
+		pid=$!
+		VMPID[m]=$pid
+		echo "$pid" > "/sys/fs/cgroup/cpuacct/$P-m/cgroup.procs"
+		st=$(awk '{print $22}' "/proc/$pid/stat")
+		write_target m "$(jq -c --argjson p "$pid" --argjson s "$st" '.pid = $p | .pid_start = $s' "$R/run/meter/m.json")"
+	}
+	vm_restart_same_id
+	wait_for 5 test "$(ledger | jq -s '[.[] | select(.vm == "m" and .type == "start")] | length')" -eq 2
+	vm_kill m
+	rm "$R/run/meter/m.json"
+	wait_for 5 test "$(ledger | jq -s '[.[] | select(.vm == "m" and .type == "stop")] | length')" -eq 2
+	meter_stop
+	[ "$(ledger_cpu m)" -eq "$(cg_cpu m)" ]
+}
+
+@test "meter: billing receives every record exactly once, in order per VM, with X-Tenant-ID, across failures and a restart" {
+	receiver_start --drop-first 2 --fail-first 3 --drop-after 2 --require-tenant --down-file "$R/down"
+	vm_start a c1 t1
+	vm_start b c2 t2
+	meter_start --billing-endpoint "$ENDPOINT" --heartbeat 200ms
+	wait_for 10 has_usage a 3
+	touch "$R/down" # billing down for part of the run
+	sleep 0.6
+	meter_kill9
+	rm "$R/down"
+	meter_start --billing-endpoint "$ENDPOINT" --heartbeat 200ms
+	wait_for 10 has_usage b 8
+	vm_kill a
+	vm_kill b
+	wait_for 10 has_stop a
+	wait_for 10 has_stop b
+	wait_for 20 all_acked
+	meter_stop
+	receiver_stop
+	L="$R/billing.log"
+	# misbehaviour happened: drops, failures, the down period
+	jq -s -e 'map(.outcome) | (index("drop") != null) and (index("fail") != null) and (index("drop-after") != null)' "$L"
+	# processed calls (ok, or processed and then dropped) carry every ledger entry; by id, each once
+	jq -s '[.[] | select(.outcome == "ok" or .outcome == "drop-after") |
+		select(.body.vmId) |
+		if .method == "SendMetricsBatch" then .body.metrics[].recordId else .body.batchId end] | unique' "$L" > "$R/got"
+	ledger | jq -s '[.[] | select(.vm) | .id] | sort' > "$R/want"
+	diff <(jq -c 'sort' "$R/got") <(jq -c . "$R/want")
+	# in order per VM: the entry numbers of first arrivals increase
+	jq -s -r '.[] | select(.outcome == "ok" or .outcome == "drop-after") | select(.body.vmId) |
+		if .method == "SendMetricsBatch" then .body.metrics[].recordId else .body.batchId end' "$L" |
+		awk -F/ '{ if (($1 in seen) && $2 + 0 < last[$1]) { print "out of order: " $0; bad = 1 }
+			if (!($1 in seen) || $2 + 0 > last[$1]) last[$1] = $2 + 0; seen[$1] = 1 } END { exit bad }'
+	# tenants in X-Tenant-ID; start, stop, gap notices arrived
+	[ "$(jq -s '[.[] | select(.outcome == "unauthenticated")] | length' "$L")" -eq 0 ]
+	jq -s -e '[.[] | select(.outcome == "ok" and .body.vmId == "a") | .tenant] | unique == ["t1"]' "$L"
+	jq -s -e '[.[] | select(.outcome == "ok" and .method == "NotifyVmStarted")] | map(.body.vmId) | sort == ["a", "b"]' "$L"
+	jq -s -e '[.[] | select(.outcome == "ok" and .method == "NotifyVmStopped")] | map(.body.vmId) | sort == ["a", "b"]' "$L"
+	jq -s -e '[.[] | select(.outcome == "ok" and .method == "NotifyPossibleGap")] | map(.body.vmId) | sort == ["a", "b"]' "$L"
+	jq -s -e 'any(.[]; .method == "SendHeartbeat" and .outcome == "ok" and (.body.instanceId | startswith("metald-meter-")))' "$L"
+	# billing's cumulative CPU of each VM ends at the cgroup's exact counter
+	for v in a b; do
+		got=$(jq -s -r --arg v "$v" '[.[] | select(.outcome == "ok" and .method == "SendMetricsBatch" and .body.vmId == $v) |
+			.body.metrics[].cpuTimeNanos | tonumber] | max' "$L")
+		[ "$got" -eq "$(cg_cpu "$v")" ]
+		[ "$(ledger_cpu "$v")" -eq "$(cg_cpu "$v")" ]
+	done
+	# int64 as strings and Timestamps, as protojson writes them
+	jq -s -e '[.[] | select(.method == "SendMetricsBatch")][0].body.metrics[0] |
+		(.cpuTimeNanos | type == "string") and (.timestamp | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{9}Z$"))' "$L"
+}
+
+@test "meter: mock mode writes the ledger and sends nothing" {
+	receiver_start
+	vm_start a
+	UNKEY_METALD_BILLING_MOCK_MODE=true UNKEY_METALD_BILLING_ENDPOINT="$ENDPOINT" meter_start --heartbeat 100ms
+	wait_for 10 has_usage a 3
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	[ ! -s "$R/billing.log" ]
+	[ "$(ledger_cpu a)" -eq "$(cg_cpu a)" ]
+	grep -q 'billing mock' "$R/meter.err" || true
+}
+
+@test "meter: a wrong endpoint is a clear error and nothing is lost; invalid billing settings are refused" {
+	receiver_start
+	vm_start a
+	# nothing listens on this port: the records wait in the ledger, and the log says why
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	meter_start --billing-endpoint "http://127.0.0.1:$port" -v
+	wait_for 10 has_usage a 3
+	wait_for 10 grep -q "billing: NotifyVmStarted vm \`a\`: http://127.0.0.1:$port/billing.v1.BillingService/NotifyVmStarted: .*onnect" "$R/meter.err"
+	run_code 0 meter prom
+	[[ "$output" == *'metald_meter_unacknowledged_entries{vm="a",customer="cust-a",tenant="ten-a"} '[1-9]* ]]
+	meter_stop
+	# a server that is not a billing service: 404, said so
+	meter_start --billing-endpoint "$ENDPOINT/not-billing"
+	wait_for 10 grep -q 'HTTP 404: unimplemented' "$R/meter.err"
+	meter_stop
+	# the right endpoint: everything that waited arrives
+	meter_start --billing-endpoint "$ENDPOINT"
+	vm_kill a
+	wait_for 10 has_stop a
+	wait_for 10 all_acked
+	meter_stop
+	jq -s -e '[.[] | select(.outcome == "ok" and .method == "NotifyVmStarted")] | length == 1' "$R/billing.log"
+	# no crash here, so every entry arrived exactly once: no id twice, none missing
+	jq -s '[.[] | select(.outcome == "ok") | select(.body.vmId) |
+		if .method == "SendMetricsBatch" then .body.metrics[].recordId else .body.batchId end]' "$R/billing.log" > "$R/got"
+	jq -e 'length == (unique | length)' "$R/got"
+	diff <(jq -c sort "$R/got") <(ledger | jq -s -c '[.[] | select(.vm) | .id] | sort')
+	# invalid settings: exit 2, never a silent default
+	UNKEY_METALD_BILLING_ENABLED=maybe run_code 2 meter run
+	[[ "$output" == *UNKEY_METALD_BILLING_ENABLED* ]]
+	UNKEY_METALD_BILLING_MOCK_MODE=2 run_code 2 meter run
+	[[ "$output" == *UNKEY_METALD_BILLING_MOCK_MODE* ]]
+	UNKEY_METALD_BILLING_ENDPOINT=ftp://x run_code 2 meter run
+	[[ "$output" == *"UNKEY_METALD_BILLING_ENDPOINT: billing endpoint \`ftp://x\`"* ]]
+	run_code 2 meter run --billing-endpoint localhost:8081
+	run_code 2 meter run --billing maybe
+	run_code 2 meter run --interval 1s --period 100ms
+	run_code 2 meter run --sync x
+	run_code 2 meter run --batch 0
+}
+
+@test "meter: a ledger cut short by a crash is recovered without counting anything twice" {
+	vm_start a
+	meter_start --billing off
+	wait_for 10 has_usage a 4
+	meter_kill9
+	# a crash in the middle of a write: the last line is cut short
+	size=$(stat -c %s "$R/data/meter/ledger.jsonl")
+	truncate -s $((size - 25)) "$R/data/meter/ledger.jsonl"
+	meter_start --billing off
+	wait_for 10 grep -q 'cutting .* bytes of a line cut short by a crash' "$R/meter.err"
+	wait_for 10 has_usage a 6
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	[ "$(ledger_cpu a)" -eq "$(cg_cpu a)" ]
+	ledger | jq -s -e 'group_by(.vm) | all(map(.n) == [range(1; length + 1)])'
+	# a damaged line in the middle is not "repaired" silently
+	sed -i '2s/.*/{"seq":/' "$R/data/meter/ledger.jsonl"
+	run_code 1 meter run --billing off
+	[[ "$output" == *"damaged line at offset"* ]]
+	run_code 1 meter report
+}
+
+@test "meter: a full disk is a clear error, sampling goes on, and the records come when space returns" {
+	D="$BATS_TEST_TMPDIR/full"
+	mkdir -p "$D"
+	mount -t tmpfs -o size=256k "$P-full" "$D"
+	MOUNTS+=("$D")
+	vm_start a
+	export UNKEY_METALD_DATA_DIR="$D" UNKEY_METALD_RUN_DIR="$R/run"
+	metald-meter run --interval 50ms --period 200ms --sync 0 --billing off 2>"$R/meter.err" 3>&- &
+	MPID=$!
+	wait_for 10 test -s "$D/meter/ledger.jsonl"
+	dd if=/dev/zero of="$D/filler" bs=4k 2>/dev/null || true
+	wait_for 10 grep -q "ledger \`$D/meter/ledger.jsonl\`: write: No space left on device" "$R/meter.err"
+	n=$(wc -l < "$D/meter/ledger.jsonl")
+	sleep 0.5
+	rm "$D/filler"
+	wait_for 10 grep -q 'writable again' "$R/meter.err"
+	vm_kill a
+	wait_for 10 jq -e -s 'any(.[]; .type == "stop")' "$D/meter/ledger.jsonl"
+	kill -TERM "$MPID"
+	wait "$MPID"
+	MPID=
+	[ "$(wc -l < "$D/meter/ledger.jsonl")" -gt "$n" ]
+	[ "$(jq -s '[.[] | select(.type == "usage") | .cpu_ns] | add' "$D/meter/ledger.jsonl")" -eq "$(cg_cpu a)" ]
+	# every line whole
+	jq -s -e 'length > 0' "$D/meter/ledger.jsonl"
+	unset UNKEY_METALD_DATA_DIR UNKEY_METALD_RUN_DIR
+}
+
+@test "meter: cgroup v2 (a cgroup2 mount made here): cpu.stat usage_usec counts without controllers" {
+	D="$BATS_TEST_TMPDIR/cg2"
+	mkdir -p "$D"
+	mount -t cgroup2 none "$D"
+	MOUNTS+=("$D")
+	# On this host every controller is bound to v1, so a v2 cgroup has no memory.current or io.stat;
+	# the core still keeps cpu.stat usage_usec for every cgroup. Test what the hierarchy offers.
+	mkdir "$D/$P-v2"
+	[ -f "$D/$P-v2/cpu.stat" ]
+	bash -c 'while :; do :; done' </dev/null >/dev/null 2>&1 3>&- &
+	pid=$!
+	VMPID[v2]=$pid
+	echo "$pid" > "$D/$P-v2/cgroup.procs"
+	st=$(awk '{print $22}' "/proc/$pid/stat")
+	write_target v2 "{\"id\":\"v2\",\"pid\":$pid,\"pid_start\":$st,\"cgroup\":{\"version\":2,\"path\":\"$D/$P-v2\"}}"
+	run_code 0 meter sample --id v2
+	echo "$output" | jq -e '.cpu_ns > 0'
+	if [ -f "$D/$P-v2/memory.current" ]; then
+		echo "$output" | jq -e '.memory_bytes | type == "number"'
+	else
+		echo "$output" | jq -e '.memory_bytes == null and .disk_read_bytes == null'
+	fi
+	meter_start --billing off
+	wait_for 10 has_usage v2 2
+	vm_kill v2
+	wait_for 10 has_stop v2
+	meter_stop
+	usec=$(awk '$1 == "usage_usec" {print $2}' "$D/$P-v2/cpu.stat")
+	[ "$(ledger_cpu v2)" -eq $((usec * 1000)) ]
+	rmdir "$D/$P-v2"
+	umount "$D"
+	MOUNTS=()
+}
+
+@test "meter: network bytes and packets of the host-side link, read through netlink inside its netns" {
+	NETNS="$P-n"
+	NETNS2="$P-g"
+	ip netns add "$NETNS"
+	ip netns add "$NETNS2"
+	# no IPv6 chatter (router solicitations) on these links: only the test's pings count
+	ip netns exec "$NETNS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	ip netns exec "$NETNS2" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+	ip -n "$NETNS" link add "$P-h" type veth peer name "$P-g" netns "$NETNS2"
+	ip -n "$NETNS" addr add 192.0.2.1/24 dev "$P-h"
+	ip -n "$NETNS2" addr add 192.0.2.2/24 dev "$P-g"
+	ip -n "$NETNS" link set "$P-h" up
+	ip -n "$NETNS2" link set "$P-g" up
+	vm_start a
+	write_target a "$(jq -c --arg l "$P-h" --arg n "/run/netns/$NETNS" '.net = {link: $l, netns: $n}' "$R/run/meter/a.json")"
+	# the "VM" (the peer) sends pings to the host end; nothing leaves the namespace
+	ip netns exec "$NETNS2" ping -c 5 -i 0.05 -s 1000 192.0.2.1 >/dev/null
+	run_code 0 meter sample --id a
+	s=$output
+	stats=$(ip -n "$NETNS" -s -j link show "$P-h")
+	# the host end's receive is the VM's transmit, and the other way round
+	[ "$(echo "$s" | jq .net_tx_bytes)" -eq "$(echo "$stats" | jq '.[0].stats64.rx.bytes')" ]
+	[ "$(echo "$s" | jq .net_rx_bytes)" -eq "$(echo "$stats" | jq '.[0].stats64.tx.bytes')" ]
+	[ "$(echo "$s" | jq .net_tx_packets)" -ge 5 ]
+	[ "$(echo "$s" | jq .net_tx_bytes)" -ge 5000 ]
+	meter_start --billing off
+	wait_for 10 has_usage a 2
+	meter_stop
+	stats=$(ip -n "$NETNS" -s -j link show "$P-h")
+	[ "$(ledger | jq -s '[.[] | select(.type == "usage") | .net_tx_bytes] | add')" -eq "$(echo "$stats" | jq '.[0].stats64.rx.bytes')" ]
+	[ "$(ledger | jq -s '[.[] | select(.type == "usage") | .net_rx_packets] | add')" -eq "$(echo "$stats" | jq '.[0].stats64.tx.packets')" ]
+	vm_kill a
+}
+
+@test "meter: report by vm, customer and day as table, JSON and CSV; prom text and textfile" {
+	vm_start a c1 t1
+	vm_start b c1 t1
+	vm_start c c2 t2
+	meter_start --billing off
+	wait_for 10 has_usage c 3
+	for v in a b c; do vm_kill "$v"; done
+	wait_for 10 has_stop c
+	wait_for 10 has_stop a
+	wait_for 10 has_stop b
+	meter_stop
+	run_code 0 meter report
+	[[ "${lines[0]}" == *VM*CUSTOMER*RECORDS*"CPU NS"* ]]
+	run_code 0 meter report --by customer --json
+	[ "$(echo "$output" | jq '.[] | select(.customer == "c1") | .cpu_ns')" -eq $(($(cg_cpu a) + $(cg_cpu b))) ]
+	[ "$(echo "$output" | jq '.[] | select(.customer == "c2") | .cpu_ns')" -eq "$(cg_cpu c)" ]
+	run_code 0 meter report --by day --json
+	[ "$(echo "$output" | jq '.[0].day')" = "\"$(date -u +%F)\"" ] || [ "$(echo "$output" | jq length)" -eq 2 ]
+	run_code 0 meter report --customer c2 --csv
+	[ "${lines[0]}" = "vm,customer,records,duration_ns,cpu_ns,mem_peak,mem_avg,disk_read_bytes,disk_write_bytes,disk_read_ops,disk_write_ops,net_rx_bytes,net_tx_bytes,net_rx_packets,net_tx_packets" ]
+	[ "${#lines[@]}" -eq 2 ]
+	[[ "${lines[1]}" == *'"c"'*'"c2"'* ]]
+	run_code 0 meter report --since 1h --json
+	[ "$(echo "$output" | jq length)" -eq 3 ]
+	run_code 0 meter report --until 2000-01-01 --json
+	[ "$(echo "$output" | jq length)" -eq 0 ]
+	run_code 0 meter report --since "@$(date +%s -d '+1 hour')" --json
+	[ "$(echo "$output" | jq length)" -eq 0 ]
+	run_code 0 meter report --id a --json
+	[ "$(echo "$output" | jq '.[0].cpu_ns')" -eq "$(cg_cpu a)" ]
+	run_code 3 meter report --id nosuch
+	run_code 2 meter report --by week
+	run_code 2 meter report --since yesterday
+	run_code 2 meter report --csv --json
+	run_code 0 meter prom
+	[[ "$output" == *'# TYPE metald_vm_cpu_seconds_total counter'* ]]
+	ns=$(cg_cpu a)
+	[[ "$output" == *"metald_vm_cpu_seconds_total{vm=\"a\",customer=\"c1\",tenant=\"t1\"} $((ns / 1000000000)).$(printf %09d $((ns % 1000000000)))"* ]]
+	[[ "$output" == *'metald_vm_running{vm="a",customer="c1",tenant="t1"} 0'* ]]
+	run_code 0 meter prom --textfile "$BATS_TEST_TMPDIR/metald.prom"
+	grep -q '^metald_meter_ledger_entries ' "$BATS_TEST_TMPDIR/metald.prom"
+	[ -z "$(ls "$BATS_TEST_TMPDIR" | grep 'metald.prom.tmp')" ]
+}
+
+@test "meter: one meter per data directory; a bad target is ignored with a warning" {
+	meter_start --billing off
+	wait_for 5 test -f "$R/data/meter/lock"
+	sleep 0.2
+	run_code 4 meter run --billing off
+	[[ "$output" == *"another metald-meter runs"* ]]
+	write_target bad '{"id":"bad","pid":"x"}'
+	wait_for 5 grep -q "ignoring meter target .*bad.json" "$R/meter.err"
+	write_target bad2 'not json'
+	wait_for 5 grep -q "bad2.json.*invalid JSON" "$R/meter.err"
+	meter_stop
+}
+
+@test "meter: disk counters from QEMU query-blockstats (a real, paused QEMU and a QMP stand-in with known numbers)" {
+	require_cmd qemu-system-x86_64
+	vm_start a
+	# a stand-in QEMU monitor with two disks
+	echo '{"d0":{"rd_bytes":1000,"wr_bytes":2000,"rd_operations":3,"wr_operations":4},
+	       "d1":{"rd_bytes":10,"wr_bytes":20,"rd_operations":1,"wr_operations":1}}' > "$R/stats.json"
+	python3 "$METALD_TOP/t/helpers/qmp-standin" --socket "$R/qmp.sock" --stats "$R/stats.json" </dev/null >/dev/null 2>&1 3>&- &
+	VMPID[qmp]=$!
+	wait_for 5 test -S "$R/qmp.sock"
+	write_target a "$(jq -c --arg q "$R/qmp.sock" '.qmp = $q' "$R/run/meter/a.json")"
+	run_code 0 meter sample --id a
+	echo "$output" | jq -e '.disk_read_bytes == 1010 and .disk_write_bytes == 2020 and .disk_read_ops == 4 and .disk_write_ops == 5'
+	meter_start --billing off
+	wait_for 10 has_usage a 2
+	echo '{"d0":{"rd_bytes":5000,"wr_bytes":2000,"rd_operations":9,"wr_operations":4},
+	       "d1":{"rd_bytes":10,"wr_bytes":20,"rd_operations":1,"wr_operations":1}}' > "$R/stats.json"
+	sleep 0.5
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	# the records' differences add up to QEMU's cumulative numbers (cgroup blkio is not mixed in)
+	[ "$(ledger | jq -s '[.[] | select(.type == "usage") | .disk_read_bytes] | add')" -eq 5010 ]
+	[ "$(ledger | jq -s '[.[] | select(.type == "usage") | .disk_read_ops] | add')" -eq 10 ]
+	# the real thing: QEMU's QMP, paused (-S), one virtio disk
+	truncate -s 1M "$BATS_TEST_TMPDIR/d.img"
+	qemu-system-x86_64 -machine microvm -accel tcg -nodefaults -display none -S \
+		-qmp "unix:$R/q.sock,server=on,wait=off" -drive "file=$BATS_TEST_TMPDIR/d.img,if=none,id=d0,format=raw" \
+		-device virtio-blk-device,drive=d0 </dev/null >/dev/null 2>&1 3>&- &
+	q=$!
+	VMPID[qemu]=$q
+	wait_for 10 test -S "$R/q.sock"
+	write_target q "{\"id\":\"q\",\"pid\":$q,\"pid_start\":$(awk '{sub(/.*\) /, ""); print $20}' "/proc/$q/stat"),\"qmp\":\"$R/q.sock\"}"
+	run_code 0 meter sample --id q
+	echo "$output" | jq -e '.disk_read_bytes == 0 and .disk_write_ops == 0 and .cpu_ns == null'
+}
