@@ -41,11 +41,13 @@ static const char usage[] =
 	"      --qmp SOCK        argv: QEMU's QMP socket path\n"
 	"      --config FILE     the VM config: the original's VmConfig or CreateVmRequest JSON (- = stdin)\n"
 	"      --net FILE        metald-net create --json output (tap, MAC, ip= arguments, rate limits)\n"
-	"      --serial FILE     the guest's serial console goes to FILE\n"
+	"      --serial FILE     the guest's serial console goes to FILE (stdio: QEMU's stdout)\n"
 	"      --accel auto|kvm|tcg  QEMU accelerator (default auto: KVM only if a KVM guest really runs)\n"
 	"      --kernel FILE     accel: the kernel the KVM probe boots\n"
 	"      --name NAME       VM name for the VMM (QEMU -name, Firecracker --id)\n"
 	"      --null            argv: NUL-separated output (default: one argument per line)\n"
+	"      --in-jail         argv: the config's paths are inside the jail the VMM runs in (not\n"
+	"                        checked here; needs --accel kvm|tcg)\n"
 	"      --timeout D       overall time limit (start 30s, shutdown 30s, reboot 30s, others 5s)\n"
 	"      --force           shutdown: do not wait for the guest (Firecracker SIGHUP, QEMU quit)\n"
 	"      --pid PID         the VMM's pid, when its socket cannot tell (other pid namespace)\n"
@@ -80,6 +82,7 @@ enum {
 	OPT_KERNEL,
 	OPT_NAME,
 	OPT_NULL,
+	OPT_IN_JAIL,
 	OPT_TIMEOUT,
 	OPT_FORCE,
 	OPT_PID,
@@ -105,6 +108,7 @@ static const struct option longopts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "null", no_argument, NULL, OPT_NULL },
+	{ "in-jail", no_argument, NULL, OPT_IN_JAIL },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "pid", required_argument, NULL, OPT_PID },
@@ -125,7 +129,7 @@ static struct {
 	enum vmm vmm;
 	const char *socket, *qmp, *config, *net, *serial, *kernel, *name, *log, *log_level, *metrics, *snapshot, *mem;
 	enum md_accel accel;
-	bool null, force, diff, resume, full, has_timeout;
+	bool null, in_jail, force, diff, resume, full, has_timeout;
 	uint64_t timeout_ns;
 	pid_t pid;
 	const char *verb;
@@ -171,6 +175,7 @@ static void parse(int argc, char **argv)
 				md_die(err);
 			break;
 		case OPT_NULL: o.null = true; break;
+		case OPT_IN_JAIL: o.in_jail = true; break;
 		case OPT_TIMEOUT:
 			if (md_parse_duration(optarg, &o.timeout_ns, &err) < 0)
 				md_die((md_err_wrap(&err, "--timeout"), err));
@@ -272,7 +277,7 @@ static int cmd_argv(int argc, char **argv)
 		_cleanup_free_ char *cache = cache_dir();
 		load_spec(&cfg, &spec);
 		struct md_qemu_opts qo = { .accel = o.accel, .qmp = o.qmp, .serial = o.serial, .name = o.name,
-					   .cache_dir = cache };
+					   .cache_dir = cache, .in_jail = o.in_jail };
 		if (md_qemu_argv(&spec, &qo, &av, &used, &err) < 0)
 			md_die(err);
 		arr = json_array();

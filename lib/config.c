@@ -575,7 +575,9 @@ int md_config_validate(const struct md_config *cfg, md_err **err)
 		return md_usage(err, "config.memory.size_bytes: must be > 0");
 	if (cfg->boot.kernel_path == NULL)
 		return md_usage(err, "config.boot.kernel_path: is required");
-	if (cfg->n_storage == 0)
+	/* The original required a disk; an initramfs is a root filesystem too, so a VM that boots
+	 * one needs none (the test guest is such a VM). */
+	if (cfg->n_storage == 0 && cfg->boot.initrd_path == NULL)
 		return md_usage(err, "config.storage: at least one storage device is required");
 	for (size_t i = 0; i < cfg->n_storage; i++)
 		if (cfg->storage[i].path == NULL)

@@ -179,6 +179,17 @@ int md_keeper_start(const struct md_keeper_spec *spec, pid_t *vmm_pid, pid_t *ke
 
 		close(rep[0]);
 		close(kpid_pipe[0]);
+		/* the keeper is a fork, not an exec: without this it would hold every fd of the CLI,
+		 * the VM's lock among them, for the VM's whole life */
+		{
+			int hi = rep[1] > kpid_pipe[1] ? rep[1] : kpid_pipe[1];
+			int lo = rep[1] < kpid_pipe[1] ? rep[1] : kpid_pipe[1];
+
+			close_range(3, (unsigned)lo - 1, 0);
+			if (hi > lo + 1)
+				close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+			close_range((unsigned)hi + 1, ~0U, 0);
+		}
 		setsid();
 		second = fork();
 		if (second != 0) {

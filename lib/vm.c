@@ -14,6 +14,7 @@
 #include "cleanup.h"
 #include "ids.h"
 #include "log.h"
+#include "meter-sample.h"
 #include "parse.h"
 #include "proc.h"
 #include "vm-keeper.h"
@@ -598,6 +599,14 @@ static json_t *pid_cgroups(pid_t pid)
 	return json_pack("{s:i, s:o}", "version", 1, "paths", paths);
 }
 
+/* All VMs' cgroups live under one parent; the jail makes <parent>/<id>. */
+static const char *cgroup_parent(void)
+{
+	const char *p = getenv("UNKEY_METALD_CGROUP_PARENT");
+
+	return p && *p ? p : "metald";
+}
+
 static int jail_clean(struct md_vm_ctx *c, const char *id, const char *exec_name, bool kill_first, md_err **err)
 {
 	struct argv_b a = { 0 };
@@ -613,6 +622,8 @@ static int jail_clean(struct md_vm_ctx *c, const char *id, const char *exec_name
 	av_add(&a, exec_name);
 	if (kill_first)
 		av_add(&a, "--kill");
+	av_add(&a, "--parent-cgroup");
+	av_add(&a, cgroup_parent());
 	r = run_tool(&a, 60ULL * 1000000000ULL, NULL, err);
 	av_free(&a);
 	return r < 0 ? md_err_wrap(err, "clean jail") : 0;
@@ -713,9 +724,24 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 	/* the VMM's own command line */
 	if (qemu) {
 		struct argv_b a = { 0 };
+		_cleanup_json_ json_t *acc = NULL;
 
+		/* KVM only where a guest really runs under it (probed once, then cached) */
+		av_prog(c, &a, "metald-boot", true);
+		av_add(&a, "accel");
+		av_add(&a, "--kernel");
+		av_add(&a, cfg->boot.kernel_path);
+		av_add(&a, "--json");
+		r = run_tool(&a, 120ULL * 1000000000ULL, &acc, err);
+		av_free(&a);
+		if (r < 0) {
+			md_err_wrap(err, "accelerator");
+			goto out;
+		}
 		av_prog(c, &a, "metald-boot", true);
 		av_add(&a, "argv");
+		av_addf(&a, "--accel=%s", json_string_value(json_object_get(acc, "accel")));
+		av_add(&a, "--in-jail");
 		av_add(&a, "--vmm");
 		av_add(&a, "qemu");
 		av_add(&a, "--config");
@@ -736,6 +762,8 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 		r = -1;
 	}
 
+	if (md_mkdir_p(c->paths.chroot_dir, 0755, err) < 0)
+		goto out;
 	/* stale jail of an earlier boot (its VMM is gone: the state said so) */
 	if (jail_clean(c, id, exec_name, true, err) < 0)
 		goto out;
@@ -750,12 +778,9 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 	av_addf(&chain, "--gid=%lld", (long long)rec_int(rec, "gid"));
 	av_add(&chain, "--chroot-base-dir");
 	av_add(&chain, c->paths.chroot_dir);
-	{
-		/* all VMs' cgroups under one parent (the jail makes <parent>/<id>) */
-		const char *parent = getenv("UNKEY_METALD_CGROUP_PARENT");
-		av_add(&chain, "--parent-cgroup");
-		av_add(&chain, parent && *parent ? parent : "metald");
-	}
+	av_add(&chain, "--parent-cgroup");
+	av_add(&chain, cgroup_parent());
+	av_add(&chain, "--exec-mode=bind");
 	av_add(&chain, "--netns");
 	av_add(&chain, json_string_value(json_object_get(net, "netns")));
 	/* limits: vCPUs as CPU bandwidth, memory with room for the VMM itself */
@@ -763,9 +788,16 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 	if (cgroup_v2()) {
 		av_addf(&chain, "--cgroup=cpu.max=%d 100000", cfg->cpu.vcpu_count * 100000);
 		av_addf(&chain, "--cgroup=memory.max=%llu", (unsigned long long)mem_limit);
+		av_add(&chain, "--cgroup=pids.max=4096");
 	} else {
 		av_addf(&chain, "--cgroup=cpu.cfs_quota_us=%d", cfg->cpu.vcpu_count * 100000);
 		av_addf(&chain, "--cgroup=memory.limit_in_bytes=%llu", (unsigned long long)mem_limit);
+		/* v1 keeps accounting in hierarchies of their own: the VM needs its own cgroup in
+		 * them too, or the meter would read the whole machine's counters. These writes are
+		 * no-ops on a new cgroup; they name the controllers. */
+		av_add(&chain, "--cgroup=cpuacct.usage=0");
+		av_add(&chain, "--cgroup=blkio.reset_stats=0");
+		av_add(&chain, "--cgroup=pids.max=4096");
 	}
 	av_add(&chain, "--link");
 	av_addf(&chain, "%s:/vmlinux", cfg->boot.kernel_path);
@@ -780,9 +812,9 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 	/* a dynamically linked VMM needs its libraries and data, read-only */
 	av_add(&chain, "--bind=/usr:/usr:ro");
 	av_add(&chain, "--bind=/lib:/lib:ro");
-	av_add(&chain, "--bind=/lib64:/lib64:ro");
-	av_add(&chain, "--bind=/etc/alternatives:/etc/alternatives:ro");
-	av_add(&chain, "--tmpfs=/run");
+	if (access("/lib64", F_OK) == 0)
+		av_add(&chain, "--bind=/lib64:/lib64:ro");
+	av_add(&chain, "--bind=/dev/null:/dev/null");
 	av_add(&chain, qemu ? "--seccomp=qemu" : "--seccomp=default");
 	av_add(&chain, "--");
 	if (qemu) {
@@ -832,12 +864,10 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 		av_add(&a, sock);
 		av_add(&a, pidarg);
 		av_add(&a, "--timeout=60s");
-		if (!qemu) {
-			av_add(&a, "--config");
-			av_add(&a, jcfgf);
-			av_add(&a, "--net");
-			av_add(&a, netf);
-		}
+		av_add(&a, "--config");
+		av_add(&a, jcfgf);
+		av_add(&a, "--net");
+		av_add(&a, netf);
 		r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
 		av_free(&a);
 		if (r < 0) {
@@ -847,11 +877,14 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 
 			for (int i = 0; i < 50 && access(exitf, F_OK) < 0 && !md_proc_alive(vmm_pid, start); i++)
 				md_sleep_ns(10000000);
-			if (md_read_file(vmmlog, &vl, NULL, NULL) == 0 && *vl) {
+			if (!md_proc_alive(vmm_pid, start) && md_read_file(vmmlog, &vl, NULL, NULL) == 0 && *vl) {
+				/* the VMM (or its jail) ended: its own last words are the reason */
 				_cleanup_free_ char *l = last_line(vl);
-				md_err_wrap(err, "%s", l);
+				md_err_free(err);
+				md_fail(err, 0, "the VMM exited before it ran: %s", l);
+			} else {
+				md_err_wrap(err, "start");
 			}
-			md_err_wrap(err, "start");
 			r = -1;
 			goto kill;
 		}
@@ -1076,123 +1109,41 @@ int md_vm_delete(struct md_vm_ctx *c, const char *id, bool force, json_t **out, 
 
 /* ---- info, list ---- */
 
-static bool read_u64(const char *path, uint64_t *v)
+/* Live usage of a running VM, read the way the meter reads it (its target file names the
+ * cgroups and the host-side link): CPU % over one 100 ms sampling period. */
+static json_t *live_usage(struct md_vm_ctx *c, const char *id, json_t *rec)
 {
-	_cleanup_free_ char *s = NULL;
-
-	if (md_read_file(path, &s, NULL, NULL) < 0)
-		return false;
-	return sscanf(s, "%llu", (unsigned long long *)v) == 1;
-}
-
-/* Sum of "Read"/"Write" lines of a blkio stats file (v1), or rbytes=/wbytes= of io.stat (v2). */
-static void read_io(const char *path, const char *rkey, const char *wkey, uint64_t *rd, uint64_t *wr)
-{
-	_cleanup_free_ char *s = NULL;
-	char *save = NULL, *tok;
-
-	if (md_read_file(path, &s, NULL, NULL) < 0)
-		return;
-	for (tok = strtok_r(s, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
-		size_t rl = strlen(rkey), wl = strlen(wkey);
-		char *next;
-
-		if (!strncmp(tok, rkey, rl) && (rkey[rl - 1] == '=' || tok[rl] == '\0')) {
-			next = rkey[rl - 1] == '=' ? tok + rl : strtok_r(NULL, " \n", &save);
-			if (next)
-				*rd += strtoull(next, NULL, 10);
-		} else if (!strncmp(tok, wkey, wl) && (wkey[wl - 1] == '=' || tok[wl] == '\0')) {
-			next = wkey[wl - 1] == '=' ? tok + wl : strtok_r(NULL, " \n", &save);
-			if (next)
-				*wr += strtoull(next, NULL, 10);
-		}
-	}
-}
-
-static uint64_t cpu_ns(json_t *cg)
-{
-	uint64_t v = 0;
-
-	if (json_integer_value(json_object_get(cg, "version")) == 2) {
-		_cleanup_free_ char *f = md_path_join(json_string_value(json_object_get(cg, "path")), "cpu.stat");
-		_cleanup_free_ char *s = NULL;
-		char *p;
-
-		if (md_read_file(f, &s, NULL, NULL) == 0 && (p = strstr(s, "usage_usec ")))
-			v = strtoull(p + 11, NULL, 10) * 1000ULL;
-		return v;
-	}
-	{
-		const char *d = json_string_value(json_object_get(json_object_get(cg, "paths"), "cpuacct"));
-		_cleanup_free_ char *f = d ? md_path_join(d, "cpuacct.usage") : NULL;
-		if (f)
-			read_u64(f, &v);
-	}
-	return v;
-}
-
-/* Live usage of a running VM: from its cgroups and its host-side link. */
-static json_t *live_usage(json_t *rec, json_t *net)
-{
-	pid_t pid = (pid_t)rec_int(rec, "pid");
-	_cleanup_json_ json_t *cg = pid_cgroups(pid);
-	uint64_t c0, c1, t0, t1, mem = 0, peak = 0, rd = 0, wr = 0, rio = 0, wio = 0;
-	uint64_t nrx = 0, ntx = 0, prx = 0, ptx = 0;
+	_cleanup_free_ char *tf = meter_target_path(c, id);
+	struct md_meter_target t = { 0 };
+	struct md_meter_src *src = NULL;
+	struct md_meter_sample s0, s1;
 	uint64_t up_ns = md_now_wall_ns() - (uint64_t)rec_int(rec, "booted_ns");
-	const char *link = json_string_value(json_object_get(net, "host_link"));
+	json_t *u = NULL;
 	double pct;
 
-	/* CPU %: two readings 100 ms apart (one sampling period of the meter) */
-	c0 = cpu_ns(cg);
-	t0 = md_now_mono_ns();
+	if (md_meter_target_load(tf, &t, NULL) < 0)
+		return json_null();
+	if (md_meter_src_open(&t, &src, NULL) < 0 || md_meter_sample(src, MD_SAMPLE_ALL, &s0, NULL) < 0) {
+		md_meter_src_close(src);
+		md_meter_target_free(&t);
+		return json_null();
+	}
 	md_sleep_ns(100000000ULL);
-	c1 = cpu_ns(cg);
-	t1 = md_now_mono_ns();
-	pct = t1 > t0 ? 100.0 * (double)(c1 - c0) / (double)(t1 - t0) : 0.0;
-
-	if (json_integer_value(json_object_get(cg, "version")) == 2) {
-		const char *d = json_string_value(json_object_get(cg, "path"));
-		_cleanup_free_ char *m = md_path_join(d, "memory.current"), *p = md_path_join(d, "memory.peak");
-		_cleanup_free_ char *io = md_path_join(d, "io.stat");
-		read_u64(m, &mem);
-		read_u64(p, &peak);
-		read_io(io, "rbytes=", "wbytes=", &rd, &wr);
-		read_io(io, "rios=", "wios=", &rio, &wio);
-	} else {
-		json_t *paths = json_object_get(cg, "paths");
-		const char *md = json_string_value(json_object_get(paths, "memory"));
-		const char *bd = json_string_value(json_object_get(paths, "blkio"));
-		if (md) {
-			_cleanup_free_ char *m = md_path_join(md, "memory.usage_in_bytes");
-			_cleanup_free_ char *p = md_path_join(md, "memory.max_usage_in_bytes");
-			read_u64(m, &mem);
-			read_u64(p, &peak);
-		}
-		if (bd) {
-			_cleanup_free_ char *b = md_path_join(bd, "blkio.throttle.io_service_bytes");
-			_cleanup_free_ char *o = md_path_join(bd, "blkio.throttle.io_serviced");
-			read_io(b, "Read", "Write", &rd, &wr);
-			read_io(o, "Read", "Write", &rio, &wio);
-		}
-	}
-	if (link) {
-		/* the host side of the VM's link: what the guest sends is what it receives */
-		_cleanup_free_ char *a = md_strdup_printf("/sys/class/net/%s/statistics/rx_bytes", link);
-		_cleanup_free_ char *b = md_strdup_printf("/sys/class/net/%s/statistics/tx_bytes", link);
-		_cleanup_free_ char *e = md_strdup_printf("/sys/class/net/%s/statistics/rx_packets", link);
-		_cleanup_free_ char *f = md_strdup_printf("/sys/class/net/%s/statistics/tx_packets", link);
-		read_u64(a, &ntx);
-		read_u64(b, &nrx);
-		read_u64(e, &ptx);
-		read_u64(f, &prx);
-	}
-	return json_pack("{s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:I}", "cpu_percent",
-			 pct, "cpu_time_ns", (json_int_t)c1, "memory_bytes", (json_int_t)mem, "memory_peak_bytes",
-			 (json_int_t)peak, "storage", "bytes_read", (json_int_t)rd, "bytes_written", (json_int_t)wr,
-			 "read_operations", (json_int_t)rio, "write_operations", (json_int_t)wio, "network",
-			 "bytes_received", (json_int_t)nrx, "bytes_transmitted", (json_int_t)ntx, "packets_received",
-			 (json_int_t)prx, "packets_transmitted", (json_int_t)ptx, "uptime_seconds",
-			 (json_int_t)(up_ns / 1000000000ULL));
+	if (md_meter_sample(src, MD_SAMPLE_ALL, &s1, NULL) < 0)
+		s1 = s0;
+	pct = s1.mono_ns > s0.mono_ns ? 100.0 * (double)(s1.c.cpu_ns - s0.c.cpu_ns) / (double)(s1.mono_ns - s0.mono_ns) : 0.0;
+	u = json_pack("{s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, s:I}", "cpu_percent", pct,
+		      "cpu_time_ns", (json_int_t)s1.c.cpu_ns, "memory_bytes", (json_int_t)s1.mem_bytes,
+		      "memory_peak_bytes", (json_int_t)s1.mem_max, "storage", "bytes_read",
+		      (json_int_t)s1.c.disk_read_bytes, "bytes_written", (json_int_t)s1.c.disk_write_bytes,
+		      "read_operations", (json_int_t)s1.c.disk_read_ops, "write_operations",
+		      (json_int_t)s1.c.disk_write_ops, "network", "bytes_received", (json_int_t)s1.c.net_rx_bytes,
+		      "bytes_transmitted", (json_int_t)s1.c.net_tx_bytes, "packets_received",
+		      (json_int_t)s1.c.net_rx_packets, "packets_transmitted", (json_int_t)s1.c.net_tx_packets,
+		      "uptime_seconds", (json_int_t)(up_ns / 1000000000ULL));
+	md_meter_src_close(src);
+	md_meter_target_free(&t);
+	return u;
 }
 
 static json_t *view(struct md_vm_ctx *c, const char *id, json_t *rec, bool usage)
@@ -1227,7 +1178,7 @@ static json_t *view(struct md_vm_ctx *c, const char *id, json_t *rec, bool usage
 	if (json_object_get(rec, "exit"))
 		json_object_set(v, "exit", json_object_get(rec, "exit"));
 	if (usage && (s == MD_VM_RUNNING || s == MD_VM_PAUSED))
-		json_object_set_new(v, "usage", live_usage(rec, net));
+		json_object_set_new(v, "usage", live_usage(c, id, rec));
 	if (usage && cfg)
 		json_object_set(v, "config", cfg);
 	json_decref(cfg);

@@ -243,6 +243,10 @@ int md_qemu_argv(const struct md_vm_spec *spec, const struct md_qemu_opts *o, ch
 
 	if (o->qmp == NULL)
 		return md_usage(err, "--qmp: a QMP socket path is required for QEMU");
+	if (o->in_jail && accel == MD_ACCEL_AUTO)
+		return md_usage(err, "--in-jail: choose --accel kvm or tcg (metald-boot accel tells which works)");
+	if (o->in_jail)
+		goto checked;
 	if (access(cfg->boot.kernel_path, R_OK) < 0)
 		return md_notfound(err, "config.boot.kernel_path `%s`: %s", cfg->boot.kernel_path, strerror(errno));
 	if (cfg->boot.initrd_path && access(cfg->boot.initrd_path, R_OK) < 0)
@@ -250,6 +254,7 @@ int md_qemu_argv(const struct md_vm_spec *spec, const struct md_qemu_opts *o, ch
 	for (size_t i = 0; i < cfg->n_storage; i++)
 		if (access(cfg->storage[i].path, cfg->storage[i].read_only ? R_OK : R_OK | W_OK) < 0)
 			return md_notfound(err, "config.storage[%zu].path `%s`: %s", i, cfg->storage[i].path, strerror(errno));
+checked:
 	if (accel == MD_ACCEL_KVM && access("/dev/kvm", R_OK | W_OK) < 0)
 		return md_missing(err, "--accel kvm: /dev/kvm: %s", strerror(errno));
 	if (accel == MD_ACCEL_AUTO) {
@@ -265,6 +270,10 @@ int md_qemu_argv(const struct md_vm_spec *spec, const struct md_qemu_opts *o, ch
 	add(&b, qemu);
 	if (o->name)
 		add2(&b, "-name", md_strdup_printf("guest=%s,debug-threads=on", o->name));
+	/* in a jail the binary sits at the jail's root, where QEMU's relocatable data directory
+	 * (<bindir>/../share/qemu) does not exist: name the firmware directory */
+	if (o->in_jail)
+		add2(&b, "-L", strdup("/usr/share/qemu"));
 	add2(&b, "-M", strdup("microvm"));
 	add2(&b, "-accel", strdup(md_accel_name(accel)));
 	if (cpu_model(accel))
@@ -279,7 +288,10 @@ int md_qemu_argv(const struct md_vm_spec *spec, const struct md_qemu_opts *o, ch
 		_cleanup_free_ char *e = qesc(o->qmp);
 		add2(&b, "-qmp", md_strdup_printf("unix:%s,server=on,wait=off", e));
 	}
-	if (o->serial) {
+	if (o->serial && !strcmp(o->serial, "stdio")) {
+		/* the console on QEMU's stdout: a supervisor reads it (metald-vm's keeper bounds it) */
+		add2(&b, "-serial", strdup("stdio"));
+	} else if (o->serial) {
 		_cleanup_free_ char *e = qesc(o->serial);
 		add2(&b, "-chardev", md_strdup_printf("file,id=serial0,path=%s", e));
 		add2(&b, "-serial", strdup("chardev:serial0"));

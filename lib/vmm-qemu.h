@@ -31,7 +31,8 @@ int md_qemu_probe_kvm(const char *kernel, const char *cache_dir, uint64_t timeou
 struct md_qemu_opts {
 	enum md_accel accel; /* AUTO is resolved by md_qemu_argv with md_qemu_probe_kvm */
 	const char *qmp;     /* QMP socket path (required) */
-	const char *serial;  /* serial console file, or NULL for none */
+	const char *serial;  /* serial console file, "stdio" for QEMU's stdout, or NULL for none */
+	bool in_jail;        /* config paths are inside the jail the VMM will run in: not checked here */
 	const char *name;    /* -name guest=..., or NULL */
 	const char *cache_dir;
 };

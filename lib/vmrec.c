@@ -69,11 +69,19 @@ int md_vmrec_load(const struct md_paths *p, const char *id, json_t **rec, md_err
 {
 	_cleanup_free_ char *f = md_vmrec_file(p, id, "vm.json");
 
-	if (md_json_read(f, rec, err) < 0) {
-		if (*err && (*err)->code == MD_EXIT_NOTFOUND) {
-			md_err_free(err);
+	md_err *e = NULL;
+
+	if (md_json_read(f, rec, &e) < 0) {
+		bool missing = e->code == MD_EXIT_NOTFOUND;
+
+		if (missing) {
+			md_err_free(&e);
 			return md_notfound(err, "vm `%s` not found", id);
 		}
+		if (err)
+			*err = e;
+		else
+			md_err_free(&e);
 		return -1;
 	}
 	return 0;

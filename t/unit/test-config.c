@@ -214,6 +214,15 @@ static void validation(void)
 	    "config.boot.kernel_path: is required");
 	bad("{" BASE_CPU "," BASE_MEM "," BASE_BOOT "}", "config.storage: at least one storage device is required");
 	bad("{" BASE_CPU "," BASE_MEM "," BASE_BOOT ",\"storage\":[]}", "config.storage: at least one storage device is required");
+	{
+		struct md_config *c = NULL;
+		md_err *e = NULL;
+		ok(md_config_parse_string("{" BASE_CPU "," BASE_MEM ",\"boot\":{\"kernel_path\":\"/k\",\"initrd_path\":\"/i\"}}",
+					  &c, &e) == 0,
+		   "no storage is fine when an initramfs is the root filesystem");
+		md_config_free(c);
+		md_err_free(&e);
+	}
 	bad("{" BASE_CPU "," BASE_MEM "," BASE_BOOT ",\"storage\":[{\"path\":\"/a\"},{\"id\":\"x\"}]}",
 	    "config.storage[1].path: is required");
 	/* metald's own */
