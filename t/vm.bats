@@ -43,7 +43,10 @@ teardown() {
 	leak_check
 }
 
-vm() { in_host metald-vm --root "$R" "$@"; }
+# nsenter, not `ip netns exec`: the latter remounts /sys (hiding the cgroup hierarchies) and
+# runs in a throw-away mount namespace (losing the netns pins metald-net makes)
+in_hostns() { nsenter --net="/run/netns/$MD_HOSTNS" "$@"; }
+vm() { in_hostns metald-vm --root "$R" "$@"; }
 
 serial_has() { grep -q "$2" "$R/data/vms/$1/serial.log"; }
 
@@ -144,7 +147,7 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm delete c1
 
 	run_code 0 vm create c2 --cmdline "$(cat "$UNKEY_METALD_GUEST_DIR/cmdline") metald.run=true metald.poweroff=1" --boot
-	wait_for 60 sh -c "[ \"\$(in_host metald-vm --root $R info c2 --json | jq -r .state)\" = SHUTDOWN ]"
+	wait_for 60 sh -c "[ \"\$(nsenter --net=/run/netns/$MD_HOSTNS $MD_BIN/metald-vm --root $R info c2 --json | jq -r .state)\" = SHUTDOWN ]"
 	run_code 0 vm info c2 --json
 	[[ "$(echo "$output" | jq -r .reason)" == *"powered off"* ]]
 	run_code 0 vm delete c2
@@ -155,7 +158,7 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	wait_ready l1
 	run_code 0 vm logs l1 --lines 5
 	[ "${#lines[@]}" -le 5 ]
-	timeout 3 in_host metald-vm --root "$R" logs -f l1 > "$BATS_TEST_TMPDIR/follow" || true
+	timeout 3 nsenter --net="/run/netns/$MD_HOSTNS" metald-vm --root "$R" logs -f l1 > "$BATS_TEST_TMPDIR/follow" || true
 	grep -q METALD-GUEST-READY "$BATS_TEST_TMPDIR/follow" || grep -q . "$BATS_TEST_TMPDIR/follow"
 	run_code 3 vm logs nope
 	run_code 0 vm delete l1 --force
@@ -189,7 +192,7 @@ state_of() { vm info "$1" --json | jq -r .state; }
 @test "parallel: one id created twice at once, one wins; 10 distinct ids at once all succeed" {
 	local i pids=()
 	for i in 1 2; do
-		(in_host metald-vm --root "$R" create --id same > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/rc$i") &
+		(in_hostns metald-vm --root "$R" create --id same > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/rc$i") &
 		pids+=($!)
 	done
 	wait "${pids[@]}"
@@ -197,7 +200,7 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm delete same
 	pids=()
 	for i in $(seq 1 10); do
-		(in_host metald-vm --root "$R" create --id p$i --tenant t$((i % 2)) > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/p$i") &
+		(in_hostns metald-vm --root "$R" create --id p$i --tenant t$((i % 2)) > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/p$i") &
 		pids+=($!)
 	done
 	wait "${pids[@]}"
