@@ -680,6 +680,16 @@ static void write_meter_target(struct md_vm_ctx *c, const char *id, json_t *rec,
 	}
 }
 
+/* The keeper ends right after the VMM (it writes exit.json, then exits); wait for it so nothing
+ * of the VM is running when a verb returns. */
+static void wait_keeper(json_t *rec)
+{
+	pid_t k = (pid_t)rec_int(rec, "keeper_pid");
+
+	for (int i = 0; i < 200 && k > 0 && md_proc_alive(k, 0); i++)
+		md_sleep_ns(5000000);
+}
+
 static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **err)
 {
 	_cleanup_free_ char *cfgf = md_vmrec_file(&c->paths, id, "config.json");
@@ -705,6 +715,15 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 	if (access(bin, X_OK) < 0) {
 		md_missing(err, "boot vm `%s`: VMM `%s` is not installed", id, bin);
 		goto out;
+	}
+	{
+		/* the jail names its directory after the exec file it resolves (symlinks followed) */
+		char *real = realpath(bin, NULL);
+
+		if (real) {
+			free(bin);
+			bin = real;
+		}
 	}
 	exec_name = strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin;
 	chroot = md_strdup_printf("%s/%s/%s/root", c->paths.chroot_dir, exec_name, id);
@@ -914,6 +933,7 @@ kill:
 		}
 	}
 	unlink(target);
+	wait_keeper(rec);
 	json_object_set_new(rec, "pid", json_null());
 out:
 	if (r < 0) {
@@ -1004,6 +1024,7 @@ static int do_shutdown(struct md_vm_ctx *c, const char *id, json_t *rec, uint64_
 		md_sleep_ns(10000000);
 	if (md_json_read(exitf, &ex, NULL) == 0)
 		json_object_set(rec, "exit", ex);
+	wait_keeper(rec);
 	unlink(target);
 	if (jail_clean(c, id, rec_str(rec, "exec_name"), true, err) < 0)
 		return md_err_wrap(err, "shutdown vm `%s`", id);
@@ -1308,6 +1329,7 @@ int md_vm_reconcile(struct md_vm_ctx *c, json_t **out, md_err **err)
 					kill(pid, SIGKILL);
 				for (int k = 0; k < 200 && pid > 0 && md_proc_alive(pid, st); k++)
 					md_sleep_ns(10000000);
+				wait_keeper(rec);
 				jail_clean(c, id, rec_str(rec, "exec_name") ? rec_str(rec, "exec_name") : vmm_exec_name(rec),
 					   true, NULL);
 				{

@@ -174,7 +174,7 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	echo '{"cpu":' > "$BATS_TEST_TMPDIR/c.json"
 	run_code 2 vm create --config "$BATS_TEST_TMPDIR/c.json" --id x1
 	run_code 3 vm create --config "$BATS_TEST_TMPDIR/none.json" --id x1
-	run_code 3 vm create --id x1 --kernel /nonexistent/kernel
+	run_code 3 vm create --id x1 --kernel /nonexistent/kernel --initrd /nonexistent/initrd
 	for bad in .. a/b "a b" vm_1 "$(printf 'a%.0s' $(seq 65))" "h$(printf '\xc3\xa9')"; do
 		run_code 2 vm create --id "$bad"
 		[[ "$output" == *"1-64 characters"* ]]
@@ -195,7 +195,7 @@ state_of() { vm info "$1" --json | jq -r .state; }
 		(in_hostns metald-vm --root "$R" create --id same > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/rc$i") &
 		pids+=($!)
 	done
-	wait "${pids[@]}"
+	wait "${pids[@]}" || true
 	[ "$(sort "$BATS_TEST_TMPDIR"/rc1 "$BATS_TEST_TMPDIR"/rc2 | tr '\n' ' ')" = "0 4 " ]
 	run_code 0 vm delete same
 	pids=()
@@ -203,7 +203,7 @@ state_of() { vm info "$1" --json | jq -r .state; }
 		(in_hostns metald-vm --root "$R" create --id p$i --tenant t$((i % 2)) > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/p$i") &
 		pids+=($!)
 	done
-	wait "${pids[@]}"
+	wait "${pids[@]}" || true
 	for i in $(seq 1 10); do [ "$(cat "$BATS_TEST_TMPDIR/p$i")" = 0 ]; done
 	run_code 0 vm list --json
 	[ "$(echo "$output" | jq length)" = 10 ]

@@ -83,10 +83,34 @@ _leak_state() {
 	} | sort
 }
 leak_snapshot() { _leak_state > "$BATS_TEST_TMPDIR/.leak-before"; }
+
+# Outside CI other test runs may share this machine: an object is then only ours when it names
+# this test's prefix or this bats run's directory (or, for a process, its cgroup does). In CI
+# (METALD_REQUIRE_ALL=1) nothing else runs and every new object counts.
+_leak_ours() {
+	[ "${METALD_REQUIRE_ALL:-0}" = 1 ] && { cat; return; }
+	local kind rest pid
+	while read -r kind rest; do
+		case $kind in
+		proc)
+			pid=${rest%% *}
+			if grep -qs -e "$MD_PFX" -e "${BATS_RUN_TMPDIR:-/nonexistent}" "/proc/$pid/cmdline" "/proc/$pid/cgroup"; then
+				echo "$kind $rest"
+			fi ;;
+		*)
+			case $rest in
+			*"$MD_PFX"* | *"${BATS_RUN_TMPDIR:-/nonexistent}"*) echo "$kind $rest" ;;
+			*mt[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]* | */bats-run-*) ;;
+			*) echo "$kind $rest" ;;
+			esac ;;
+		esac
+	done
+}
+
 leak_check() {
 	[ -f "$BATS_TEST_TMPDIR/.leak-before" ] || return 0
 	local extra
-	extra=$(_leak_state | comm -13 "$BATS_TEST_TMPDIR/.leak-before" -)
+	extra=$(_leak_state | comm -13 "$BATS_TEST_TMPDIR/.leak-before" - | _leak_ours)
 	if [ -n "$extra" ]; then
 		echo "leaked by this test:" >&2
 		echo "$extra" >&2
