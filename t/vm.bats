@@ -192,7 +192,9 @@ state_of() { vm info "$1" --json | jq -r .state; }
 @test "parallel: one id created twice at once, one wins; 10 distinct ids at once all succeed" {
 	local i pids=()
 	for i in 1 2; do
-		(in_hostns metald-vm --root "$R" create --id same > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/rc$i") &
+		# (bats runs with errexit: the status is caught, not allowed to end the subshell)
+		(in_hostns metald-vm --root "$R" create --id same > /dev/null 2>&1 && echo 0 > "$BATS_TEST_TMPDIR/rc$i" ||
+			echo $? > "$BATS_TEST_TMPDIR/rc$i") &
 		pids+=($!)
 	done
 	wait "${pids[@]}" || true
@@ -200,7 +202,8 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm delete same
 	pids=()
 	for i in $(seq 1 10); do
-		(in_hostns metald-vm --root "$R" create --id p$i --tenant t$((i % 2)) > /dev/null 2>&1; echo $? > "$BATS_TEST_TMPDIR/p$i") &
+		(in_hostns metald-vm --root "$R" create --id p$i --tenant t$((i % 2)) > /dev/null 2>&1 &&
+			echo 0 > "$BATS_TEST_TMPDIR/p$i" || echo $? > "$BATS_TEST_TMPDIR/p$i") &
 		pids+=($!)
 	done
 	wait "${pids[@]}" || true
