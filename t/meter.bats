@@ -518,3 +518,29 @@ all_acked() { # every ledger entry of every VM is acknowledged
 	run_code 0 meter sample --id q
 	echo "$output" | jq -e '.disk_read_bytes == 0 and .disk_write_ops == 0 and .cpu_ns == null'
 }
+
+@test "meter: a start reads the ledger from its checkpoint; a checkpoint that does not fit is not trusted" {
+	vm_start a
+	meter_start --billing off -v
+	wait_for 10 has_usage a 3
+	meter_stop
+	# the clean exit left a checkpoint at the ledger's end
+	[ "$(jq .offset "$R/data/meter/state.json")" -eq "$(stat -c %s "$R/data/meter/ledger.jsonl")" ]
+	[ "$(jq .seq "$R/data/meter/state.json")" -eq "$(ledger | wc -l)" ]
+	jq -e '.vms.a.open == true and .vms.a.cum.cpu_ns > 0' "$R/data/meter/state.json"
+	meter_start --billing off -v
+	wait_for 10 grep -q 'resumed from the checkpoint' "$R/meter.err"
+	wait_for 10 has_usage a 6
+	meter_kill9
+	# a checkpoint that points into the middle of a line (or past the end) is not used
+	jq -c '.offset += 3' "$R/data/meter/state.json" > "$R/s" && mv "$R/s" "$R/data/meter/state.json"
+	meter_start --billing off -v
+	wait_for 10 grep -q 'checkpoint does not fit the ledger' "$R/meter.err"
+	wait_for 10 has_usage a 9
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	[ "$(ledger_cpu a)" -eq "$(cg_cpu a)" ]
+	ledger | jq -s -e 'group_by(.vm) | all(map(.n) == [range(1; length + 1)])'
+	[ "$(ledger | jq -s '[.[] | select(.type == "gap")] | length')" -eq 2 ]
+}
