@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "ledger.h"
 #include "log.h"
+#include "meter-fc.h"
 #include "meter-sample.h"
 #include "meter.h"
 
@@ -66,6 +67,11 @@ struct vm {
 	const char *final_reason;
 	bool warned_sample;
 	bool rediscover; /* stopped: look at its target again (a new process may have replaced it) */
+	/* Firecracker's metrics file: committed sums and offset, and what was read since */
+	struct md_fc_reader fc;
+	bool fc_open;
+	struct md_meter_counters fc_cum, fc_pend;
+	uint64_t fc_off;
 };
 
 struct stats {
@@ -170,6 +176,8 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	if (strcmp(type, "start") == 0) {
 		v->open = true;
 		md_meter_counters_from_json(json_object_get(e, "base"), &v->cum);
+		memset(&v->fc_cum, 0, sizeof(v->fc_cum));
+		v->fc_off = 0;
 		set_str(&v->customer, json_string_value(json_object_get(e, "customer")));
 		set_str(&v->tenant, json_string_value(json_object_get(e, "tenant")));
 		v->last_wall = ju(e, "start_time");
@@ -180,6 +188,10 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	} else if (strcmp(type, "usage") == 0) {
 		md_meter_counters_from_json(json_object_get(e, "cum"), &v->cum);
 		v->last_wall = ju(e, "end_wall");
+		if (json_object_get(e, "vmm_cum")) {
+			md_meter_counters_from_json(json_object_get(e, "vmm_cum"), &v->fc_cum);
+			v->fc_off = ju(e, "vmm_off");
+		}
 	} else if (strcmp(type, "stop") == 0) {
 		v->open = false;
 	}
@@ -199,6 +211,8 @@ static json_t *vm_state_json(const struct vm *v)
 	set_str_json(o, "customer", v->customer);
 	set_str_json(o, "tenant", v->tenant);
 	json_object_set(o, "target", v->target_json ? v->target_json : json_null());
+	json_object_set_new(o, "vmm_cum", md_meter_counters_json(&v->fc_cum));
+	json_object_set_new(o, "vmm_off", json_integer((json_int_t)v->fc_off));
 	return o;
 }
 
@@ -258,6 +272,8 @@ static bool checkpoint_load(struct meter *m, uint64_t *off, uint64_t *seq)
 		v->last_wall = ju(vs, "last_wall");
 		v->pid = (pid_t)ju(vs, "pid");
 		v->pid_start = ju(vs, "pid_start");
+		md_meter_counters_from_json(json_object_get(vs, "vmm_cum"), &v->fc_cum);
+		v->fc_off = ju(vs, "vmm_off");
 		set_str(&v->customer, json_string_value(json_object_get(vs, "customer")));
 		set_str(&v->tenant, json_string_value(json_object_get(vs, "tenant")));
 		if (json_is_object(json_object_get(vs, "target")))
@@ -430,6 +446,31 @@ static void add_usage(struct meter *m, struct vm *v, const struct md_meter_sampl
 	if (final)
 		json_object_set_new(e, "final", json_true());
 	json_object_set_new(e, "cum", md_meter_counters_json(&c));
+	if (v->fc_open) {
+		struct md_meter_counters fc = v->fc_cum;
+		md_err *err = NULL;
+		unsigned lines = 0;
+
+		if (md_fc_read(&v->fc, &v->fc_pend, &lines, &err) < 0) {
+			md_warn("vm `%s`: %s", v->id, err->msg);
+			md_err_free(&err);
+		}
+		fc.disk_read_bytes += v->fc_pend.disk_read_bytes;
+		fc.disk_write_bytes += v->fc_pend.disk_write_bytes;
+		fc.disk_read_ops += v->fc_pend.disk_read_ops;
+		fc.disk_write_ops += v->fc_pend.disk_write_ops;
+		fc.net_rx_bytes += v->fc_pend.net_rx_bytes;
+		fc.net_tx_bytes += v->fc_pend.net_tx_bytes;
+		fc.net_rx_packets += v->fc_pend.net_rx_packets;
+		fc.net_tx_packets += v->fc_pend.net_tx_packets;
+		/* the VMM's own view (Firecracker metrics): differences, sums and the file position */
+		json_t *d = md_meter_counters_json(&v->fc_pend), *cj = md_meter_counters_json(&fc);
+		json_object_del(d, "cpu_ns");
+		json_object_del(cj, "cpu_ns");
+		json_object_set_new(e, "vmm", d);
+		json_object_set_new(e, "vmm_cum", cj);
+		json_object_set_new(e, "vmm_off", json_integer((json_int_t)(v->fc.fifo ? 0 : v->fc.off)));
+	}
 	pend_add(m, v, e);
 }
 
@@ -444,6 +485,10 @@ static void vm_deactivate(struct meter *m, struct vm *v)
 	}
 	md_meter_src_close(v->src);
 	v->src = NULL;
+	if (v->fc_open)
+		md_fc_reader_close(&v->fc);
+	v->fc_open = false;
+	memset(&v->fc_pend, 0, sizeof(v->fc_pend));
 	md_meter_target_free(&v->t);
 	v->active = false;
 	v->final_pending = v->have_final = false;
@@ -462,6 +507,8 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 		v->need_start = false;
 		v->open = true;
 		md_meter_counters_from_json(json_object_get(e, "base"), &v->cum);
+		memset(&v->fc_cum, 0, sizeof(v->fc_cum));
+		v->fc_off = 0;
 		v->last_wall = ju(e, "start_time");
 		v->pid = v->t.pid;
 		v->pid_start = v->t.pid_start;
@@ -477,6 +524,11 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 		v->pstart_wall = v->last_wall;
 		v->pstart_mono = ju(e, "end_mono");
 		v->mem_peak = v->mem_sum = v->nsamples = 0;
+		if (json_object_get(e, "vmm_cum")) {
+			md_meter_counters_from_json(json_object_get(e, "vmm_cum"), &v->fc_cum);
+			v->fc_off = ju(e, "vmm_off");
+			memset(&v->fc_pend, 0, sizeof(v->fc_pend));
+		}
 	} else if (strcmp(type, "stop") == 0) {
 		if (v->need_stop_old) { /* the old instance is closed; the new one starts next */
 			v->need_stop_old = false;
@@ -644,6 +696,17 @@ static void activate(struct meter *m, struct vm *v, struct md_meter_target *t)
 	v->warned_sample = false;
 	v->mem_peak = v->mem_sum = v->nsamples = v->mem_max = 0;
 	vm_open_src(v);
+	if (v->t.fc_metrics) {
+		md_err *err = NULL;
+		/* a new process writes a new file from its start; a resumed one goes on from the
+		 * position its last record says */
+		if (md_fc_reader_open(&v->fc, v->t.fc_metrics, v->need_start ? 0 : v->fc_off, &err) == 0) {
+			v->fc_open = true;
+		} else {
+			md_warn("vm `%s`: %s", v->id, err->msg);
+			md_err_free(&err);
+		}
+	}
 	if (v->need_start) {
 		v->pstart_wall = v->t.started_wall_ns && v->t.started_wall_ns <= now_wall ? v->t.started_wall_ns : now_wall;
 	} else {
@@ -1290,6 +1353,9 @@ static void close_orphans(struct meter *m)
 			v->t = t;
 			v->active = true;
 			vm_open_src(v);
+			if (t.fc_metrics && md_fc_reader_open(&v->fc, t.fc_metrics, v->fc_off, &err) == 0)
+				v->fc_open = true; /* its last metrics lines, after the last record */
+			md_err_free(&err);
 			finalize(m, v, "stopped while the meter was not running");
 		} else {
 			md_err_free(&err);
