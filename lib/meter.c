@@ -1247,7 +1247,6 @@ enum { TOK_TIMER = 1, TOK_INOTIFY, TOK_SIGNAL };
 static int setup_fds(struct meter *m, md_err **err)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
-	struct itimerspec its = { 0 };
 	sigset_t ss;
 
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1271,7 +1270,6 @@ static int setup_fds(struct meter *m, md_err **err)
 	epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->ifd, &ev);
 	ev.data.u64 = TOK_SIGNAL;
 	epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sfd, &ev);
-	(void)its;
 	return 0;
 }
 
@@ -1378,10 +1376,14 @@ int md_meter_run(const struct md_paths *p, struct md_meter_opts *o, md_err **err
 	m.first_unacked = UINT64_MAX;
 	m.ldir = md_meter_ledger_dir(p);
 	m.tdir = md_meter_targets_dir(p);
-	m.st.cap = 1 << 20;
-	m.st.jitter_us = calloc(m.st.cap, sizeof(uint32_t));
-	m.st.work_us = calloc(m.st.cap, sizeof(uint32_t));
-	m.st.lat_us = calloc(m.st.cap, sizeof(uint32_t));
+	if (o->stats_file) { /* up to about 29 hours of ticks at 100 ms */
+		m.st.cap = 1 << 20;
+		m.st.jitter_us = calloc(m.st.cap, sizeof(uint32_t));
+		m.st.work_us = calloc(m.st.cap, sizeof(uint32_t));
+		m.st.lat_us = calloc(m.st.cap, sizeof(uint32_t));
+		if (!m.st.jitter_us || !m.st.work_us || !m.st.lat_us)
+			m.st.cap = 0;
+	}
 	raise_nofile();
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
