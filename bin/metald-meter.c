@@ -7,6 +7,7 @@
 #include "cleanup.h"
 #include "cli.h"
 #include "ids.h"
+#include "meter-fc.h"
 #include "meter-report.h"
 #include "meter-sample.h"
 #include "meter.h"
@@ -166,6 +167,25 @@ static int cmd_sample(int argc, char **argv)
 			md_die(err);
 		}
 		j = md_meter_sample_json(&t, &s);
+		if (t.fc_metrics) {
+			/* a file is summed from its start (FIFO lines belong to the running meter) */
+			struct md_fc_reader r;
+			struct md_meter_counters sum = { 0 };
+			unsigned lines = 0;
+			json_t *v = json_null();
+
+			if (md_fc_reader_open(&r, t.fc_metrics, 0, &err) < 0)
+				md_die(err);
+			if (!r.fifo && md_fc_read(&r, &sum, &lines, &err) < 0)
+				md_die(err);
+			if (!r.fifo) {
+				v = md_meter_counters_json(&sum);
+				json_object_del(v, "cpu_ns");
+				json_object_set_new(v, "lines", json_integer(lines));
+			}
+			md_fc_reader_close(&r);
+			json_object_set_new(j, "vmm", v);
+		}
 		md_out_line(stdout, j);
 		json_decref(j);
 	}

@@ -92,21 +92,35 @@ struct open_ctx {
 	md_ledger_cb cb;
 	void *arg;
 	uint64_t seq;
+	bool checked;
 };
+
+#define MISFIT 0x4d495346 /* scan result: the checkpoint does not fit this file */
 
 static int open_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 {
 	struct open_ctx *c = arg;
+	uint64_t seq = (uint64_t)json_integer_value(json_object_get(e, "seq"));
 
-	c->seq = (uint64_t)json_integer_value(json_object_get(e, "seq"));
+	if (!c->checked && seq != c->seq + 1)
+		return MISFIT;
+	c->checked = true;
+	c->seq = seq;
 	return c->cb ? c->cb(e, off, end, c->arg) : 0;
 }
 
 int md_ledger_open(struct md_ledger *l, const char *dir, md_ledger_cb cb, void *arg, md_err **err)
 {
-	struct open_ctx c = { cb, arg, 0 };
+	return md_ledger_open_at(l, dir, 0, 0, cb, arg, err);
+}
+
+int md_ledger_open_at(struct md_ledger *l, const char *dir, uint64_t from, uint64_t from_seq, md_ledger_cb cb,
+		      void *arg, md_err **err)
+{
+	struct open_ctx c = { cb, arg, from_seq, from == 0 };
 	uint64_t good, torn;
 	struct stat st;
+	int r;
 
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
@@ -119,13 +133,26 @@ int md_ledger_open(struct md_ledger *l, const char *dir, md_ledger_cb cb, void *
 		md_fail(err, errno, "ledger `%s`", l->path);
 		goto fail;
 	}
-	if (md_ledger_scan(l->path, 0, 0, open_cb, &c, &good, &torn, err) != 0) {
-		if (*err == NULL)
-			md_fail(err, 0, "ledger `%s`: scan stopped", l->path);
-		goto fail;
-	}
 	if (fstat(l->fd, &st) < 0) {
 		md_fail(err, errno, "ledger `%s`", l->path);
+		goto fail;
+	}
+	if (from > 0) {
+		/* a checkpoint fits when it ends at a line's end and the next line continues its seq */
+		char last = 0;
+		if ((uint64_t)st.st_size < from || pread(l->fd, &last, 1, (off_t)from - 1) != 1 || last != '\n') {
+			md_ledger_close(l);
+			return 1;
+		}
+	}
+	r = md_ledger_scan(l->path, from, 0, open_cb, &c, &good, &torn, err);
+	if (r == MISFIT) {
+		md_ledger_close(l);
+		return 1;
+	}
+	if (r != 0) {
+		if (*err == NULL)
+			md_fail(err, 0, "ledger `%s`: scan stopped", l->path);
 		goto fail;
 	}
 	if ((uint64_t)st.st_size != good) {

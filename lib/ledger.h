@@ -37,6 +37,10 @@ int md_ledger_scan(const char *path, uint64_t from, uint64_t to, md_ledger_cb cb
 /* Open (create) <dir>/ledger.jsonl for appending; a torn tail is cut off with a warning. cb (may be
  * NULL) sees every entry, so the caller rebuilds its state in the same pass. */
 int md_ledger_open(struct md_ledger *l, const char *dir, md_ledger_cb cb, void *arg, md_err **err);
+/* The same, reading only from offset `from`, where a checkpoint says entry `from_seq` ended. Returns 1
+ * (nothing opened, no error) when the checkpoint does not fit the file: then open from 0. */
+int md_ledger_open_at(struct md_ledger *l, const char *dir, uint64_t from, uint64_t from_seq, md_ledger_cb cb,
+		      void *arg, md_err **err);
 void md_ledger_close(struct md_ledger *l);
 
 /* Append n entries with one write: each gets "seq" first. All or nothing: on failure the file is

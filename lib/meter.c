@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "ledger.h"
 #include "log.h"
+#include "meter-fc.h"
 #include "meter-sample.h"
 #include "meter.h"
 
@@ -66,6 +67,11 @@ struct vm {
 	const char *final_reason;
 	bool warned_sample;
 	bool rediscover; /* stopped: look at its target again (a new process may have replaced it) */
+	/* Firecracker's metrics file: committed sums and offset, and what was read since */
+	struct md_fc_reader fc;
+	bool fc_open;
+	struct md_meter_counters fc_cum, fc_pend;
+	uint64_t fc_off;
 };
 
 struct stats {
@@ -110,6 +116,7 @@ struct meter {
 	uint64_t oldest_unsynced_mono; /* sample time of the oldest record not yet fsynced */
 	json_t *acked;
 	uint64_t first_unacked;
+	uint64_t last_checkpoint_mono;
 	struct stats st;
 	struct shipper sh;
 };
@@ -139,6 +146,11 @@ static void set_str(char **dst, const char *s)
 	*dst = s ? strdup(s) : NULL;
 }
 
+static void set_str_json(json_t *o, const char *k, const char *s)
+{
+	json_object_set_new(o, k, s ? json_string(s) : json_null());
+}
+
 static uint64_t ju(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
@@ -164,6 +176,8 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	if (strcmp(type, "start") == 0) {
 		v->open = true;
 		md_meter_counters_from_json(json_object_get(e, "base"), &v->cum);
+		memset(&v->fc_cum, 0, sizeof(v->fc_cum));
+		v->fc_off = 0;
 		set_str(&v->customer, json_string_value(json_object_get(e, "customer")));
 		set_str(&v->tenant, json_string_value(json_object_get(e, "tenant")));
 		v->last_wall = ju(e, "start_time");
@@ -174,10 +188,121 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	} else if (strcmp(type, "usage") == 0) {
 		md_meter_counters_from_json(json_object_get(e, "cum"), &v->cum);
 		v->last_wall = ju(e, "end_wall");
+		if (json_object_get(e, "vmm_cum")) {
+			md_meter_counters_from_json(json_object_get(e, "vmm_cum"), &v->fc_cum);
+			v->fc_off = ju(e, "vmm_off");
+		}
 	} else if (strcmp(type, "stop") == 0) {
 		v->open = false;
 	}
 	return 0;
+}
+
+/* ---- checkpoint: the state recovery rebuilds, so a start reads only the ledger's tail ---------- */
+
+#define CHECKPOINT_NS (300 * NS_S)
+
+static json_t *vm_state_json(const struct vm *v)
+{
+	json_t *o = json_pack("{s:I, s:b, s:o, s:I, s:i, s:I}", "n", (json_int_t)v->n, "open", v->open, "cum",
+			      md_meter_counters_json(&v->cum), "last_wall", (json_int_t)v->last_wall, "pid",
+			      (int)v->pid, "pid_start", (json_int_t)v->pid_start);
+
+	set_str_json(o, "customer", v->customer);
+	set_str_json(o, "tenant", v->tenant);
+	json_object_set(o, "target", v->target_json ? v->target_json : json_null());
+	json_object_set_new(o, "vmm_cum", md_meter_counters_json(&v->fc_cum));
+	json_object_set_new(o, "vmm_off", json_integer((json_int_t)v->fc_off));
+	return o;
+}
+
+/* <ldir>/state.json describes the ledger up to `offset` (entry `seq`); written only when everything up
+ * to there is on disk. If it does not fit the ledger (a crash cut the ledger shorter, or it was
+ * replaced), the meter reads the whole ledger instead. */
+static void checkpoint_write(struct meter *m)
+{
+	_cleanup_free_ char *p = md_path_join(m->ldir, "state.json");
+	json_t *vms = json_object(), *o;
+	uint64_t fu = m->first_unacked;
+	md_err *err = NULL;
+
+	if (m->ledger.fd < 0 || m->ledger.synced != m->ledger.end || m->n_pend)
+		return;
+	if (m->sh.ledger_path) /* the shipper's position: everything before it is acknowledged */
+		fu = m->sh.read_off;
+	for (size_t i = 0; i < m->n_vms; i++)
+		json_object_set_new(vms, m->vms[i]->id, vm_state_json(m->vms[i]));
+	o = json_pack("{s:i, s:I, s:I, s:o, s:o}", "version", 1, "offset", (json_int_t)m->ledger.end, "seq",
+		      (json_int_t)m->ledger.seq, "first_unacked",
+		      fu == UINT64_MAX ? json_null() : json_integer((json_int_t)fu), "vms", vms);
+	if (md_json_write_atomic(p, o, 0600, &err) < 0) {
+		md_warn("checkpoint: %s", err->msg);
+		md_err_free(&err);
+	}
+	json_decref(o);
+	m->last_checkpoint_mono = md_now_mono_ns();
+}
+
+static void vms_reset(struct meter *m);
+
+/* Returns true, with m's VMs filled and the ledger position set, when a checkpoint was read. */
+static bool checkpoint_load(struct meter *m, uint64_t *off, uint64_t *seq)
+{
+	_cleanup_free_ char *p = md_path_join(m->ldir, "state.json");
+	_cleanup_json_ json_t *o = NULL;
+	md_err *err = NULL;
+	const char *id;
+	json_t *vs, *fu;
+
+	if (md_json_read(p, &o, &err) < 0) {
+		if (md_err_exit(err) != MD_EXIT_NOTFOUND)
+			md_warn("checkpoint: %s (reading the whole ledger)", err->msg);
+		md_err_free(&err);
+		return false;
+	}
+	if (ju(o, "version") != 1 || !json_is_object(json_object_get(o, "vms")) || !json_is_integer(json_object_get(o, "offset"))) {
+		md_warn("checkpoint `%s`: not understood (reading the whole ledger)", p);
+		return false;
+	}
+	json_object_foreach(json_object_get(o, "vms"), id, vs) {
+		struct vm *v = vm_find(m, id, true);
+		v->n = v->n_tent = ju(vs, "n");
+		v->open = json_is_true(json_object_get(vs, "open"));
+		md_meter_counters_from_json(json_object_get(vs, "cum"), &v->cum);
+		v->last_wall = ju(vs, "last_wall");
+		v->pid = (pid_t)ju(vs, "pid");
+		v->pid_start = ju(vs, "pid_start");
+		md_meter_counters_from_json(json_object_get(vs, "vmm_cum"), &v->fc_cum);
+		v->fc_off = ju(vs, "vmm_off");
+		set_str(&v->customer, json_string_value(json_object_get(vs, "customer")));
+		set_str(&v->tenant, json_string_value(json_object_get(vs, "tenant")));
+		if (json_is_object(json_object_get(vs, "target")))
+			v->target_json = json_incref(json_object_get(vs, "target"));
+	}
+	fu = json_object_get(o, "first_unacked");
+	m->first_unacked = json_is_integer(fu) ? (uint64_t)json_integer_value(fu) : UINT64_MAX;
+	*off = ju(o, "offset");
+	*seq = ju(o, "seq");
+	return true;
+}
+
+static int recover(struct meter *m, md_err **err)
+{
+	uint64_t off = 0, seq = 0;
+	int r;
+
+	if (checkpoint_load(m, &off, &seq)) {
+		r = md_ledger_open_at(&m->ledger, m->ldir, off, seq, recover_cb, m, err);
+		if (r <= 0) {
+			md_info("ledger: resumed from the checkpoint at offset %llu", (unsigned long long)off);
+			return r;
+		}
+		md_warn("checkpoint does not fit the ledger (offset %llu, seq %llu): reading the whole ledger",
+			(unsigned long long)off, (unsigned long long)seq);
+		vms_reset(m);
+		m->first_unacked = UINT64_MAX;
+	}
+	return md_ledger_open(&m->ledger, m->ldir, recover_cb, m, err);
 }
 
 /* ---- building entries ------------------------------------------------------------------------- */
@@ -321,6 +446,31 @@ static void add_usage(struct meter *m, struct vm *v, const struct md_meter_sampl
 	if (final)
 		json_object_set_new(e, "final", json_true());
 	json_object_set_new(e, "cum", md_meter_counters_json(&c));
+	if (v->fc_open) {
+		struct md_meter_counters fc = v->fc_cum;
+		md_err *err = NULL;
+		unsigned lines = 0;
+
+		if (md_fc_read(&v->fc, &v->fc_pend, &lines, &err) < 0) {
+			md_warn("vm `%s`: %s", v->id, err->msg);
+			md_err_free(&err);
+		}
+		fc.disk_read_bytes += v->fc_pend.disk_read_bytes;
+		fc.disk_write_bytes += v->fc_pend.disk_write_bytes;
+		fc.disk_read_ops += v->fc_pend.disk_read_ops;
+		fc.disk_write_ops += v->fc_pend.disk_write_ops;
+		fc.net_rx_bytes += v->fc_pend.net_rx_bytes;
+		fc.net_tx_bytes += v->fc_pend.net_tx_bytes;
+		fc.net_rx_packets += v->fc_pend.net_rx_packets;
+		fc.net_tx_packets += v->fc_pend.net_tx_packets;
+		/* the VMM's own view (Firecracker metrics): differences, sums and the file position */
+		json_t *d = md_meter_counters_json(&v->fc_pend), *cj = md_meter_counters_json(&fc);
+		json_object_del(d, "cpu_ns");
+		json_object_del(cj, "cpu_ns");
+		json_object_set_new(e, "vmm", d);
+		json_object_set_new(e, "vmm_cum", cj);
+		json_object_set_new(e, "vmm_off", json_integer((json_int_t)(v->fc.fifo ? 0 : v->fc.off)));
+	}
 	pend_add(m, v, e);
 }
 
@@ -335,6 +485,10 @@ static void vm_deactivate(struct meter *m, struct vm *v)
 	}
 	md_meter_src_close(v->src);
 	v->src = NULL;
+	if (v->fc_open)
+		md_fc_reader_close(&v->fc);
+	v->fc_open = false;
+	memset(&v->fc_pend, 0, sizeof(v->fc_pend));
 	md_meter_target_free(&v->t);
 	v->active = false;
 	v->final_pending = v->have_final = false;
@@ -353,6 +507,8 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 		v->need_start = false;
 		v->open = true;
 		md_meter_counters_from_json(json_object_get(e, "base"), &v->cum);
+		memset(&v->fc_cum, 0, sizeof(v->fc_cum));
+		v->fc_off = 0;
 		v->last_wall = ju(e, "start_time");
 		v->pid = v->t.pid;
 		v->pid_start = v->t.pid_start;
@@ -368,6 +524,11 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 		v->pstart_wall = v->last_wall;
 		v->pstart_mono = ju(e, "end_mono");
 		v->mem_peak = v->mem_sum = v->nsamples = 0;
+		if (json_object_get(e, "vmm_cum")) {
+			md_meter_counters_from_json(json_object_get(e, "vmm_cum"), &v->fc_cum);
+			v->fc_off = ju(e, "vmm_off");
+			memset(&v->fc_pend, 0, sizeof(v->fc_pend));
+		}
 	} else if (strcmp(type, "stop") == 0) {
 		if (v->need_stop_old) { /* the old instance is closed; the new one starts next */
 			v->need_stop_old = false;
@@ -454,6 +615,13 @@ static void sync_maybe(struct meter *m, bool force)
 			m->st.durable_lat_max_us = us;
 		m->oldest_unsynced_mono = 0;
 	}
+	if (md_now_mono_ns() - m->last_checkpoint_mono >= CHECKPOINT_NS) {
+		if (m->sh.started)
+			pthread_mutex_lock(&m->sh.mu);
+		checkpoint_write(m);
+		if (m->sh.started)
+			pthread_mutex_unlock(&m->sh.mu);
+	}
 	if (m->sh.started) {
 		pthread_mutex_lock(&m->sh.mu);
 		m->sh.durable = m->ledger.synced;
@@ -528,6 +696,17 @@ static void activate(struct meter *m, struct vm *v, struct md_meter_target *t)
 	v->warned_sample = false;
 	v->mem_peak = v->mem_sum = v->nsamples = v->mem_max = 0;
 	vm_open_src(v);
+	if (v->t.fc_metrics) {
+		md_err *err = NULL;
+		/* a new process writes a new file from its start; a resumed one goes on from the
+		 * position its last record says */
+		if (md_fc_reader_open(&v->fc, v->t.fc_metrics, v->need_start ? 0 : v->fc_off, &err) == 0) {
+			v->fc_open = true;
+		} else {
+			md_warn("vm `%s`: %s", v->id, err->msg);
+			md_err_free(&err);
+		}
+	}
 	if (v->need_start) {
 		v->pstart_wall = v->t.started_wall_ns && v->t.started_wall_ns <= now_wall ? v->t.started_wall_ns : now_wall;
 	} else {
@@ -766,7 +945,7 @@ static int round_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 
 
 /* One pass over the durable, unacknowledged part of the ledger. 0: all of it acknowledged. */
-static int ship_round(struct shipper *s, uint64_t durable, char **errmsg)
+static int ship_round(struct shipper *s, uint64_t from, uint64_t durable, uint64_t *new_off, char **errmsg)
 {
 	struct round r = { .cap = 4096 };
 	md_err *err = NULL;
@@ -775,7 +954,8 @@ static int ship_round(struct shipper *s, uint64_t durable, char **errmsg)
 
 	r.e = calloc(r.cap, sizeof(*r.e));
 	r.end = calloc(r.cap, sizeof(*r.end));
-	if (md_ledger_scan(s->ledger_path, s->read_off, durable, round_cb, &r, &good, &torn, &err) < 0) {
+	*new_off = from;
+	if (md_ledger_scan(s->ledger_path, from, durable, round_cb, &r, &good, &torn, &err) < 0) {
 		*errmsg = strdup(err->msg);
 		md_err_free(&err);
 		rc = -1;
@@ -829,7 +1009,7 @@ static int ship_round(struct shipper *s, uint64_t durable, char **errmsg)
 				all = false;
 		}
 		if (all)
-			s->read_off = r.end[r.n - 1];
+			*new_off = r.end[r.n - 1];
 		else
 			rc = 1; /* more than one list's worth for a VM: go again */
 	}
@@ -882,12 +1062,14 @@ static void *shipper_main(void *arg)
 		if (s->draining && (s->read_off >= durable || backoff))
 			break;
 		if (durable > s->read_off && now >= next_try) {
+			uint64_t from = s->read_off, to = from;
 			char *msg = NULL;
 			int r;
 
 			pthread_mutex_unlock(&s->mu);
-			r = ship_round(s, durable, &msg);
+			r = ship_round(s, from, durable, &to, &msg);
 			pthread_mutex_lock(&s->mu);
+			s->read_off = to; /* under the lock: the checkpoint reads it */
 			if (r < 0) {
 				s->failures++;
 				backoff = backoff ? backoff * 2 : 100 * NS_MS;
@@ -1065,7 +1247,6 @@ enum { TOK_TIMER = 1, TOK_INOTIFY, TOK_SIGNAL };
 static int setup_fds(struct meter *m, md_err **err)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
-	struct itimerspec its = { 0 };
 	sigset_t ss;
 
 	m->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1089,7 +1270,6 @@ static int setup_fds(struct meter *m, md_err **err)
 	epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->ifd, &ev);
 	ev.data.u64 = TOK_SIGNAL;
 	epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sfd, &ev);
-	(void)its;
 	return 0;
 }
 
@@ -1118,7 +1298,7 @@ static void raise_nofile(void)
 	}
 }
 
-static void meter_free(struct meter *m)
+static void vms_reset(struct meter *m)
 {
 	for (size_t i = 0; i < m->n_vms; i++) {
 		struct vm *v = m->vms[i];
@@ -1130,6 +1310,13 @@ static void meter_free(struct meter *m)
 		free(v);
 	}
 	free(m->vms);
+	m->vms = NULL;
+	m->n_vms = 0;
+}
+
+static void meter_free(struct meter *m)
+{
+	vms_reset(m);
 	free(m->pend);
 	free(m->pend_vm);
 	md_ledger_close(&m->ledger);
@@ -1164,6 +1351,9 @@ static void close_orphans(struct meter *m)
 			v->t = t;
 			v->active = true;
 			vm_open_src(v);
+			if (t.fc_metrics && md_fc_reader_open(&v->fc, t.fc_metrics, v->fc_off, &err) == 0)
+				v->fc_open = true; /* its last metrics lines, after the last record */
+			md_err_free(&err);
 			finalize(m, v, "stopped while the meter was not running");
 		} else {
 			md_err_free(&err);
@@ -1186,10 +1376,14 @@ int md_meter_run(const struct md_paths *p, struct md_meter_opts *o, md_err **err
 	m.first_unacked = UINT64_MAX;
 	m.ldir = md_meter_ledger_dir(p);
 	m.tdir = md_meter_targets_dir(p);
-	m.st.cap = 1 << 20;
-	m.st.jitter_us = calloc(m.st.cap, sizeof(uint32_t));
-	m.st.work_us = calloc(m.st.cap, sizeof(uint32_t));
-	m.st.lat_us = calloc(m.st.cap, sizeof(uint32_t));
+	if (o->stats_file) { /* up to about 29 hours of ticks at 100 ms */
+		m.st.cap = 1 << 20;
+		m.st.jitter_us = calloc(m.st.cap, sizeof(uint32_t));
+		m.st.work_us = calloc(m.st.cap, sizeof(uint32_t));
+		m.st.lat_us = calloc(m.st.cap, sizeof(uint32_t));
+		if (!m.st.jitter_us || !m.st.work_us || !m.st.lat_us)
+			m.st.cap = 0;
+	}
 	raise_nofile();
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
@@ -1206,8 +1400,11 @@ int md_meter_run(const struct md_paths *p, struct md_meter_opts *o, md_err **err
 	}
 	if (md_ledger_acked_load(m.ldir, &m.acked, err) < 0)
 		goto fail;
-	if (md_ledger_open(&m.ledger, m.ldir, recover_cb, &m, err) < 0)
+	if (recover(&m, err) < 0)
 		goto fail;
+	if (m.first_unacked == UINT64_MAX) /* all acknowledged: what comes is new */
+		m.first_unacked = m.ledger.end;
+	m.last_checkpoint_mono = md_now_mono_ns();
 	m.start_wall = md_now_wall_ns();
 	if (setup_fds(&m, err) < 0)
 		goto fail;
@@ -1284,6 +1481,7 @@ int md_meter_run(const struct md_paths *p, struct md_meter_opts *o, md_err **err
 		rc = -1;
 	}
 	shipper_stop(&m, 3 * NS_S);
+	checkpoint_write(&m);
 	write_stats(&m);
 	meter_free(&m);
 	return rc;

@@ -8,6 +8,7 @@
 #include "../../lib/billing.h"
 #include "../../lib/cleanup.h"
 #include "../../lib/ledger.h"
+#include "../../lib/meter-fc.h"
 #include "../../lib/meter-report.h"
 #include "../../lib/meter-sample.h"
 #include "../../lib/state.h"
@@ -240,6 +241,22 @@ static void counters(void)
 	json_decref(j);
 }
 
+static void fc(void)
+{
+	struct md_meter_counters c = { 0 };
+	const char *l1 = "{\"utc_timestamp_ms\":1,\"block\":{\"read_bytes\":5,\"write_count\":2},"
+			 "\"block_rootfs\":{\"read_bytes\":5},\"net\":{\"rx_bytes_count\":7,\"tx_packets_count\":1}}";
+
+	ok(md_fc_line(l1, strlen(l1), &c), "a metrics line");
+	ok(md_fc_line(l1, strlen(l1), &c), "a second one");
+	is_int(c.disk_read_bytes, 10, "aggregate block group summed, per-drive group not added again");
+	is_int(c.disk_write_ops, 4, "write_count");
+	is_int(c.net_rx_bytes, 14, "rx_bytes_count (into the guest)");
+	is_int(c.net_tx_packets, 2, "tx_packets_count");
+	ok(!md_fc_line("{\"x\":1}", 7, &c), "not a metrics line");
+	ok(!md_fc_line("{\"utc_timest", 12, &c), "a torn line");
+}
+
 static void pids(void)
 {
 	uint64_t st;
@@ -273,6 +290,7 @@ int main(void)
 	ledger();
 	billing();
 	counters();
+	fc();
 	pids();
 	times();
 	md_rm_rf(tmp, NULL);

@@ -1,0 +1,148 @@
+/* Firecracker's own metrics: lines of per-flush deltas in a file or FIFO, summed into counters. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "cleanup.h"
+#include "meter-fc.h"
+
+static uint64_t field(json_t *o, const char *group, const char *key)
+{
+	json_t *v = json_object_get(json_object_get(o, group), key);
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+bool md_fc_line(const char *line, size_t len, struct md_meter_counters *sum)
+{
+	json_t *o = json_loadb(line, len, 0, NULL);
+
+	if (!json_is_object(o) || json_object_get(o, "utc_timestamp_ms") == NULL) {
+		json_decref(o);
+		return false;
+	}
+	sum->disk_read_bytes += field(o, "block", "read_bytes");
+	sum->disk_write_bytes += field(o, "block", "write_bytes");
+	sum->disk_read_ops += field(o, "block", "read_count");
+	sum->disk_write_ops += field(o, "block", "write_count");
+	sum->net_rx_bytes += field(o, "net", "rx_bytes_count");
+	sum->net_tx_bytes += field(o, "net", "tx_bytes_count");
+	sum->net_rx_packets += field(o, "net", "rx_packets_count");
+	sum->net_tx_packets += field(o, "net", "tx_packets_count");
+	json_decref(o);
+	return true;
+}
+
+int md_fc_reader_open(struct md_fc_reader *r, const char *path, uint64_t off, md_err **err)
+{
+	struct stat st;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	r->path = strdup(path);
+	r->off = off;
+	if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		r->fifo = true;
+		/* O_NONBLOCK: opening a FIFO for reading must not wait for a writer */
+		r->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (r->fd < 0) {
+			int e = errno;
+			md_fc_reader_close(r);
+			return md_fail(err, e, "Firecracker metrics `%s`", path);
+		}
+	}
+	return 0;
+}
+
+void md_fc_reader_close(struct md_fc_reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->path);
+	free(r->partial);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
+/* Sum the complete lines of buf[0..len); returns the bytes they take. */
+static size_t sum_lines(const char *buf, size_t len, struct md_meter_counters *sum, unsigned *lines)
+{
+	size_t used = 0;
+
+	for (;;) {
+		const char *nl = memchr(buf + used, '\n', len - used);
+		if (nl == NULL)
+			return used;
+		if (md_fc_line(buf + used, (size_t)(nl - (buf + used)), sum))
+			(*lines)++;
+		used = (size_t)(nl - buf) + 1;
+	}
+}
+
+int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *lines, md_err **err)
+{
+	char chunk[65536];
+
+	*lines = 0;
+	if (r->fifo) {
+		for (;;) {
+			ssize_t n = read(r->fd, chunk, sizeof(chunk));
+			char *nb;
+			size_t used;
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN)
+				return 0;
+			if (n < 0)
+				return md_fail(err, errno, "Firecracker metrics `%s`", r->path);
+			if (n == 0)
+				return 0; /* no writer (yet, or any more) */
+			nb = realloc(r->partial, r->partial_len + (size_t)n);
+			if (nb == NULL)
+				return md_fail(err, ENOMEM, "Firecracker metrics");
+			r->partial = nb;
+			memcpy(r->partial + r->partial_len, chunk, (size_t)n);
+			r->partial_len += (size_t)n;
+			used = sum_lines(r->partial, r->partial_len, sum, lines);
+			memmove(r->partial, r->partial + used, r->partial_len - used);
+			r->partial_len -= used;
+		}
+	}
+	{
+		_cleanup_close_ int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+		_cleanup_free_ char *buf = NULL;
+		size_t cap = 0, len = 0;
+		struct stat st;
+
+		if (fd < 0)
+			return errno == ENOENT ? 0 : md_fail(err, errno, "Firecracker metrics `%s`", r->path);
+		if (fstat(fd, &st) < 0)
+			return md_fail(err, errno, "Firecracker metrics `%s`", r->path);
+		if ((uint64_t)st.st_size < r->off)
+			r->off = 0; /* a new file (a new Firecracker process): its lines are all new */
+		for (;;) {
+			ssize_t n;
+			if (cap - len < sizeof(chunk)) {
+				char *nb = realloc(buf, cap + sizeof(chunk) * 4);
+				if (nb == NULL)
+					return md_fail(err, ENOMEM, "Firecracker metrics");
+				buf = nb;
+				cap += sizeof(chunk) * 4;
+			}
+			n = pread(fd, buf + len, cap - len, (off_t)(r->off + len));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return md_fail(err, errno, "Firecracker metrics `%s`", r->path);
+			if (n == 0)
+				break;
+			len += (size_t)n;
+		}
+		r->off += sum_lines(buf ? buf : "", len, sum, lines);
+	}
+	return 0;
+}

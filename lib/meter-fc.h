@@ -1,0 +1,39 @@
+/* Firecracker's own metrics: lines of per-flush deltas in a file or FIFO, summed into counters. */
+#ifndef METALD_METER_FC_H
+#define METALD_METER_FC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "err.h"
+#include "meter-sample.h"
+
+/*
+ * Firecracker writes one JSON line per flush (at boot, every 60 s, on FlushMetrics, on SIGHUP and at a
+ * clean exit), each holding the *differences* since the previous line. The guest's disk and network
+ * counters are `block.{read,write}_bytes`, `block.{read,write}_count`, `net.{rx,tx}_bytes_count`,
+ * `net.{rx,tx}_packets_count` (aggregates over devices; rx = into the guest).
+ *
+ * A reader keeps a position. For a regular file the position is a byte offset that the ledger records
+ * with each usage record, so a restarted meter reads on from exactly there (nothing lost or counted
+ * twice). A FIFO cannot be read twice: what was read and not yet recorded is lost in a crash.
+ */
+struct md_fc_reader {
+	char *path;
+	int fd;        /* FIFO: kept open; file: -1 (opened per read) */
+	bool fifo;
+	uint64_t off;  /* file: bytes consumed (complete lines only) */
+	char *partial; /* FIFO: an incomplete last line */
+	size_t partial_len;
+};
+
+int md_fc_reader_open(struct md_fc_reader *r, const char *path, uint64_t off, md_err **err);
+void md_fc_reader_close(struct md_fc_reader *r);
+
+/* Read the complete lines that are there; add their deltas to *sum. *lines counts them. A file that
+ * got shorter than the position was replaced: read from 0 again. */
+int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *lines, md_err **err);
+
+/* Add one metrics line's deltas to *sum; false when the line is not a metrics object. */
+bool md_fc_line(const char *line, size_t len, struct md_meter_counters *sum);
+
+#endif
