@@ -24,7 +24,7 @@ static const char usage[] =
 	"\n"
 	"Commands:\n"
 	"  create [--config FILE|-] [--id ID] [flags]   make a VM (network, disks, record)\n"
-	"  boot ID                     start a created or shut-down VM\n"
+	"  boot ID [--paused]          start a created or shut-down VM (--paused: vCPUs held)\n"
 	"  pause ID | resume ID        freeze and thaw the vCPUs\n"
 	"  reboot ID                   reset the guest\n"
 	"  shutdown ID [--timeout D] [--force]\n"
@@ -53,6 +53,7 @@ static const char usage[] =
 	"  --publish HOST:GUEST[/tcp|udp]   port forward (repeatable)\n"
 	"  --rate rx=RATE,tx=RATE           bandwidth limits\n"
 	"  --boot              boot right after create\n"
+	"  --paused            with --boot: make the VMM but hold its vCPUs (state PAUSED)\n"
 	"\n"
 	"Options:\n"
 	"  --json              print JSON\n"
@@ -85,6 +86,7 @@ enum {
 	OPT_STATE,
 	OPT_FOLLOW,
 	OPT_LINES,
+	OPT_PAUSED,
 	OPT_LAST,
 };
 
@@ -110,6 +112,7 @@ static const struct option opts[] = {
 	{ "state", required_argument, NULL, OPT_STATE },
 	{ "follow", no_argument, NULL, OPT_FOLLOW },
 	{ "lines", required_argument, NULL, OPT_LINES },
+	{ "paused", no_argument, NULL, OPT_PAUSED },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -127,7 +130,7 @@ struct args {
 		*state;
 	const char *disks[32], *publish[32];
 	size_t ndisks, npublish;
-	bool boot, force, follow;
+	bool boot, force, follow, paused;
 	uint64_t timeout_ns, lines;
 	const char *pos[4];
 	size_t npos;
@@ -172,6 +175,7 @@ static void parse(int argc, char **argv, struct args *a, unsigned allowed, size_
 		case OPT_RATE: a->rate = optarg; break;
 		case OPT_STATE: a->state = optarg; break;
 		case OPT_BOOT: a->boot = true; break;
+		case OPT_PAUSED: a->paused = true; break;
 		case OPT_FORCE: a->force = true; break;
 		case OPT_FOLLOW: a->follow = true; break;
 		case OPT_DISK:
@@ -377,6 +381,9 @@ static int cmd_create(int argc, char **argv)
 	o.publish = a.npublish ? a.publish : NULL;
 	o.rate = a.rate;
 	o.boot = a.boot;
+	o.paused = a.paused;
+	if (a.paused && !a.boot)
+		md_die_msg(MD_EXIT_USAGE, "create: --paused goes with --boot");
 	if (md_vm_create(&ctx, c, &o, &out, &err) < 0) {
 		md_config_free(c);
 		md_die(err);
@@ -400,7 +407,19 @@ static int cmd_simple(int argc, char **argv, int (*fn)(struct md_vm_ctx *, const
 	return print_info(out);
 }
 
-static int cmd_boot(int argc, char **argv) { return cmd_simple(argc, argv, md_vm_boot); }
+static int cmd_boot(int argc, char **argv)
+{
+	struct args a;
+	json_t *out = NULL;
+	md_err *err = NULL;
+
+	parse(argc, argv, &a, SEEN(OPT_PAUSED), 1);
+	ctx_open();
+	if (md_vm_boot(&ctx, one_id(&a, argv[0]), a.paused, &out, &err) < 0)
+		md_die(err);
+	return print_info(out);
+}
+
 static int cmd_pause(int argc, char **argv) { return cmd_simple(argc, argv, md_vm_pause); }
 static int cmd_resume(int argc, char **argv) { return cmd_simple(argc, argv, md_vm_resume); }
 static int cmd_reboot(int argc, char **argv) { return cmd_simple(argc, argv, md_vm_reboot); }

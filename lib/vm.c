@@ -17,6 +17,7 @@
 #include "meter-sample.h"
 #include "parse.h"
 #include "proc.h"
+#include "unixsock.h"
 #include "vm-keeper.h"
 #include "vm.h"
 
@@ -526,7 +527,7 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 	cfg = NULL;
 	close(steal_fd(&lockfd));
 	if (o->boot)
-		return md_vm_boot(c, id, out, err);
+		return md_vm_boot(c, id, o->paused, out, err);
 	return md_vm_info(c, id, out, err);
 
 fail:
@@ -690,7 +691,30 @@ static void wait_keeper(json_t *rec)
 		md_sleep_ns(5000000);
 }
 
-static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **err)
+/* metald-boot VERB for a VM being booted: the socket, the VMM's pid (so a dead VMM ends the
+ * wait at once), the jail's view of the config and the network. */
+static void vmm_api_argv(struct md_vm_ctx *c, struct argv_b *a, json_t *rec, const char *verb, pid_t pid)
+{
+	_cleanup_free_ char *jcfgf = md_vmrec_file(&c->paths, rec_str(rec, "id"), "config.jail.json");
+	_cleanup_free_ char *netf = md_vmrec_file(&c->paths, rec_str(rec, "id"), "net.json");
+
+	av_prog(c, a, "metald-boot", true);
+	av_add(a, verb);
+	av_add(a, "--vmm");
+	av_add(a, rec_str(rec, "vmm"));
+	av_add(a, "--socket");
+	av_add(a, rec_str(rec, "api_socket"));
+	av_addf(a, "--pid=%d", (int)pid);
+	av_add(a, "--timeout=60s");
+	if (!strcmp(verb, "start")) {
+		av_add(a, "--config");
+		av_add(a, jcfgf);
+		av_add(a, "--net");
+		av_add(a, netf);
+	}
+}
+
+static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused, md_err **err)
 {
 	_cleanup_free_ char *cfgf = md_vmrec_file(&c->paths, id, "config.json");
 	_cleanup_free_ char *netf = md_vmrec_file(&c->paths, id, "net.json");
@@ -869,26 +893,21 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 		goto kill;
 	fault_point("boot", "vmm");
 
-	/* configure and start through the VMM's API */
+	/* configure and start through the VMM's API (QEMU held paused at -S: only wait for it) */
 	{
-		char pidarg[32];
 		struct argv_b a = { 0 };
 
-		snprintf(pidarg, sizeof(pidarg), "--pid=%d", (int)vmm_pid);
-		av_prog(c, &a, "metald-boot", true);
-		av_add(&a, "start");
-		av_add(&a, "--vmm");
-		av_add(&a, vmm);
-		av_add(&a, "--socket");
-		av_add(&a, sock);
-		av_add(&a, pidarg);
-		av_add(&a, "--timeout=60s");
-		av_add(&a, "--config");
-		av_add(&a, jcfgf);
-		av_add(&a, "--net");
-		av_add(&a, netf);
-		r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
-		av_free(&a);
+		if (paused && qemu) {
+			/* held at -S: the boot is done when QMP accepts connections */
+			int fd = md_unix_connect_wait(sock, 60ULL * 1000000000ULL, vmm_pid, err);
+			r = fd < 0 ? -1 : 0;
+			if (fd >= 0)
+				close(fd);
+		} else {
+			vmm_api_argv(c, &a, rec, "start", vmm_pid);
+			r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
+			av_free(&a);
+		}
 		if (r < 0) {
 			/* say why the VMM died, when it did */
 			_cleanup_json_ json_t *ex = NULL;
@@ -908,12 +927,25 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **er
 			goto kill;
 		}
 		r = -1;
+		if (paused && !qemu) {
+			/* Firecracker has no "created but not started": start, then pause at once */
+			vmm_api_argv(c, &a, rec, "pause", vmm_pid);
+			r = run_tool(&a, 60ULL * 1000000000ULL, NULL, err);
+			av_free(&a);
+			if (r < 0) {
+				md_err_wrap(err, "pause");
+				goto kill;
+			}
+			r = -1;
+		}
 	}
 	fault_point("boot", "started");
 
 	json_object_set_new(rec, "booted_ns", json_integer((json_int_t)md_now_wall_ns()));
 	json_object_set_new(rec, "phase", json_null());
-	rec_set_state(rec, MD_VM_RUNNING, NULL);
+	/* QEMU held at -S has never run its vCPUs: resume starts it rather than continues it */
+	json_object_set_new(rec, "vcpus_started", json_boolean(!(paused && qemu)));
+	rec_set_state(rec, paused ? MD_VM_PAUSED : MD_VM_RUNNING, NULL);
 	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
 		goto kill;
 	write_meter_target(c, id, rec, net);
@@ -947,7 +979,7 @@ out:
 	return r;
 }
 
-int md_vm_boot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
+int md_vm_boot(struct md_vm_ctx *c, const char *id, bool paused, json_t **out, md_err **err)
 {
 	_cleanup_close_ int lockfd = -1;
 	_cleanup_json_ json_t *rec = NULL;
@@ -958,7 +990,7 @@ int md_vm_boot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
 	s = rec_state(rec);
 	if (s != MD_VM_CREATED && s != MD_VM_SHUTDOWN)
 		return wrong_state(id, rec, "boot", err);
-	if (do_boot(c, id, rec, err) < 0)
+	if (do_boot(c, id, rec, paused, err) < 0)
 		return -1;
 	close(steal_fd(&lockfd));
 	return md_vm_info(c, id, out, err);
@@ -992,6 +1024,32 @@ int md_vm_pause(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
 
 int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
 {
+	_cleanup_close_ int lockfd = -1;
+	_cleanup_json_ json_t *rec = NULL;
+	json_t *started;
+	struct argv_b a = { 0 };
+	int r;
+
+	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+		return -1;
+	if (rec_state(rec) != MD_VM_PAUSED)
+		return wrong_state(id, rec, "resume", err);
+	started = json_object_get(rec, "vcpus_started");
+	if (started && json_is_false(started)) {
+		/* booted with --paused: the first resume is the VMM's start */
+		vmm_api_argv(c, &a, rec, "start", (pid_t)rec_int(rec, "pid"));
+		r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
+		av_free(&a);
+		if (r < 0)
+			return md_err_wrap(err, "resume vm `%s`", id);
+		json_object_set_new(rec, "vcpus_started", json_true());
+		rec_set_state(rec, MD_VM_RUNNING, NULL);
+		if (md_vmrec_save(&c->paths, id, rec, err) < 0)
+			return -1;
+		close(steal_fd(&lockfd));
+		return md_vm_info(c, id, out, err);
+	}
+	close(steal_fd(&lockfd));
 	return simple_transition(c, id, "resume", MD_VM_PAUSED, MD_VM_RUNNING, out, err);
 }
 
@@ -1063,7 +1121,7 @@ int md_vm_reboot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 	if (!strcmp(rec_str(rec, "vmm"), "firecracker")) {
 		/* Firecracker exits when the guest reboots: a reboot is a new VMM process */
 		if (do_shutdown(c, id, rec, 10ULL * 1000000000ULL, false, "rebooting", err) < 0 ||
-		    do_boot(c, id, rec, err) < 0)
+		    do_boot(c, id, rec, false, err) < 0)
 			return md_err_wrap(err, "reboot vm `%s`", id);
 	} else if (boot_tool(c, id, rec, "reboot", NULL, 60ULL * 1000000000ULL, err, NULL) < 0) {
 		return md_err_wrap(err, "reboot vm `%s`", id);

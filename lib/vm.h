@@ -28,12 +28,14 @@ struct md_vm_create_opts {
 	const char *const *publish; /* HOST:GUEST[/proto], NULL-terminated, may be NULL */
 	const char *rate;    /* rx=..,tx=.. or NULL */
 	bool boot;
+	bool paused; /* with boot: do not start the vCPUs */
 };
 
 /* Each returns 0 and, where it reports, a new JSON object in *out. */
 int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg, const struct md_vm_create_opts *o,
 		 json_t **out, md_err **err);
-int md_vm_boot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err);
+/* paused: the VMM is made and configured, the vCPUs not started (state PAUSED; resume starts it). */
+int md_vm_boot(struct md_vm_ctx *c, const char *id, bool paused, json_t **out, md_err **err);
 int md_vm_pause(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err);
 int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err);
 int md_vm_reboot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err);

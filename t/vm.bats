@@ -269,3 +269,20 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	[ "$(state_of f1)" = SHUTDOWN ]
 	run_code 0 vm delete f1
 }
+
+@test "boot --paused holds the vCPUs; the first resume starts the guest" {
+	run_code 0 vm create h1 --boot --paused --json
+	[ "$(echo "$output" | jq -r .state)" = PAUSED ]
+	local pid
+	pid=$(echo "$output" | jq -r .pid)
+	[ -d "/proc/$pid" ]
+	sleep 1
+	! serial_has h1 "Linux version"
+	run_code 2 vm create h2 --paused
+	run_code 0 vm resume h1
+	[ "$(state_of h1)" = RUNNING ]
+	wait_ready h1
+	run_code 0 vm pause h1
+	run_code 0 vm resume h1
+	run_code 0 vm delete h1 --force
+}
