@@ -109,7 +109,7 @@ static int run_tool(struct argv_b *a, uint64_t timeout_ns, json_t **out, md_err 
 	struct md_run_result r;
 	json_error_t je;
 
-	md_debug("run: %s ...", a->v[0]);
+	md_debug("run: %s %s %s", a->v[0], a->n > 1 ? a->v[1] : "", a->n > 3 ? a->v[3] : "");
 	if (md_run(a->v, timeout_ns, &r, err) < 0)
 		return -1;
 	if (r.status != 0) {
@@ -346,6 +346,8 @@ static int choose_vmm(const char *flag, char **out, md_err **err)
 	return 0;
 }
 
+static int show(struct md_vm_ctx *c, const char *id, bool usage, json_t **out, md_err **err);
+
 /* ---- create ---- */
 
 static void undo_create(struct md_vm_ctx *c, const char *id, bool net_made)
@@ -528,7 +530,7 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 	close(steal_fd(&lockfd));
 	if (o->boot)
 		return md_vm_boot(c, id, o->paused, out, err);
-	return md_vm_info(c, id, out, err);
+	return show(c, id, false, out, err);
 
 fail:
 	md_config_free(cfg);
@@ -993,7 +995,7 @@ int md_vm_boot(struct md_vm_ctx *c, const char *id, bool paused, json_t **out, m
 	if (do_boot(c, id, rec, paused, err) < 0)
 		return -1;
 	close(steal_fd(&lockfd));
-	return md_vm_info(c, id, out, err);
+	return show(c, id, false, out, err);
 }
 
 /* ---- pause, resume, reboot, shutdown ---- */
@@ -1014,7 +1016,7 @@ static int simple_transition(struct md_vm_ctx *c, const char *id, const char *ve
 	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
 		return -1;
 	close(steal_fd(&lockfd));
-	return md_vm_info(c, id, out, err);
+	return show(c, id, false, out, err);
 }
 
 int md_vm_pause(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
@@ -1047,7 +1049,7 @@ int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 		if (md_vmrec_save(&c->paths, id, rec, err) < 0)
 			return -1;
 		close(steal_fd(&lockfd));
-		return md_vm_info(c, id, out, err);
+		return show(c, id, false, out, err);
 	}
 	close(steal_fd(&lockfd));
 	return simple_transition(c, id, "resume", MD_VM_PAUSED, MD_VM_RUNNING, out, err);
@@ -1106,7 +1108,7 @@ int md_vm_shutdown(struct md_vm_ctx *c, const char *id, uint64_t timeout_ns, boo
 			err) < 0)
 		return -1;
 	close(steal_fd(&lockfd));
-	return md_vm_info(c, id, out, err);
+	return show(c, id, false, out, err);
 }
 
 int md_vm_reboot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
@@ -1130,7 +1132,7 @@ int md_vm_reboot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
 		return -1;
 	close(steal_fd(&lockfd));
-	return md_vm_info(c, id, out, err);
+	return show(c, id, false, out, err);
 }
 
 /* ---- delete ---- */
@@ -1284,15 +1286,20 @@ static int peek_vm(struct md_vm_ctx *c, const char *id, json_t **rec, md_err **e
 	return 0;
 }
 
-int md_vm_info(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
+static int show(struct md_vm_ctx *c, const char *id, bool usage, json_t **out, md_err **err)
 {
 	_cleanup_json_ json_t *rec = NULL;
 
 	if (md_id_check(id, "vm id", err) < 0 || peek_vm(c, id, &rec, err) < 0)
 		return -1;
 	if (out)
-		*out = view(c, id, rec, true);
+		*out = view(c, id, rec, usage);
 	return 0;
+}
+
+int md_vm_info(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
+{
+	return show(c, id, true, out, err);
 }
 
 int md_vm_list(struct md_vm_ctx *c, const char *state, const char *customer, json_t **out, md_err **err)
