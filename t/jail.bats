@@ -457,7 +457,7 @@ args" ]
 	cp "$G/vmlinuz" "$G/initrd.cpio.gz" "$G/rootfs.ext4" "$BATS_TEST_TMPDIR/g/"
 	local g="$BATS_TEST_TMPDIR/g"
 	run metald-jail --id "${P}q" --exec-file /usr/bin/qemu-system-x86_64 --exec-mode bind --uid 1234 --gid 2345 \
-		--chroot-base-dir "$BASE" --seccomp qemu --new-pid-ns --json \
+		--chroot-base-dir "$BASE" --seccomp qemu --daemonize --new-pid-ns --json \
 		--bind /usr/lib:/usr/lib:ro --bind /usr/lib:/lib:ro --bind /usr/lib64:/lib64:ro \
 		--bind /usr/share/qemu:/usr/share/qemu:ro --bind /usr/share/seabios:/usr/share/seabios:ro \
 		--bind /dev/null:/dev/null --link "$g/vmlinuz:/vmlinuz" --link "$g/initrd.cpio.gz:/initrd" \
