@@ -363,7 +363,7 @@ args" ]
 	run_code 2 "${J[@]}" --id "bad_id" -- exit 0
 	[[ "$output" == "metald-jail: "*"jail id \`bad_id\` is invalid"* ]]
 	run_code 2 "${J[@]}" --id "$(printf 'a%.0s' {1..65})" -- exit 0
-	run_code 127 metald-jail --id "${P}a" --exec-file /nonexistent/prog --uid 1 --gid 1 --chroot-base-dir "$BASE"
+	run -127 metald-jail --id "${P}a" --exec-file /nonexistent/prog --uid 1 --gid 1 --chroot-base-dir "$BASE"
 	[[ "$output" == *"exec file \`/nonexistent/prog\`: No such file or directory"* ]]
 	run_code 126 metald-jail --id "${P}a" --exec-file /etc/hostname --uid 1 --gid 1 --chroot-base-dir "$BASE"
 	run_code 2 "${J[@]}" --id "${P}a" --cgroup cpu.shares -- exit 0
@@ -371,6 +371,8 @@ args" ]
 	run_code 5 "${J[@]}" --id "${P}a" --parent-cgroup "$P" --cgroup nosuchctl.max=1 -- exit 0
 	[[ "$output" == *"cgroup controller \`nosuchctl\`"* ]]
 	run_code 2 "${J[@]}" --id "${P}a" --parent-cgroup "$P" --cgroup cpu.nosuchfile=1 -- exit 0
+	run_code 2 "${J[@]}" --id "${P}a" --parent-cgroup "$P" --cgroup cpu.shares=lots -- exit 0
+	[[ "$output" == *"write \`lots\`"*"Invalid argument"* ]]
 	echo '{"default_action": "allow", "rules": [{"syscalls": ["no_such_call"], "action": "kill"}]}' > "$BATS_TEST_TMPDIR/bad.json"
 	run_code 2 "${J[@]}" --id "${P}a" --seccomp "$BATS_TEST_TMPDIR/bad.json" -- exit 0
 	[[ "$output" == *"unknown syscall \`no_such_call\`"* ]]
@@ -383,7 +385,7 @@ args" ]
 	run_code 2 "${J[@]}" --id "${P}a" --bogus-flag -- exit 0
 	run_code 2 metald-jail --id "${P}a" --exec-file "$PROBE" --chroot-base-dir "$BASE"
 	# a dynamic program without its libraries in the jail: the interpreter is named, nothing is left
-	run_code 127 metald-jail --id "${P}a" --exec-file /bin/true --uid 1 --gid 1 --chroot-base-dir "$BASE"
+	run -127 metald-jail --id "${P}a" --exec-file /bin/true --uid 1 --gid 1 --chroot-base-dir "$BASE"
 	[[ "$output" == *"interpreter"* ]]
 	[ ! -e "$BASE/true" ]
 	# after all of these, nothing exists
