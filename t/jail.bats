@@ -3,6 +3,7 @@
 # read /proc/<pid>/... of the running probe from the host.
 
 load helpers/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	require_root
