@@ -206,9 +206,12 @@ int md_jail_check(struct md_jail *j, md_err **err)
 
 static int mkdir_owned(const char *p, mode_t mode, uid_t uid, gid_t gid, md_err **err)
 {
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return md_fail(err, errno, "mkdir `%s`", p);
-	if (chown(p, uid, gid) < 0 || chmod(p, mode) < 0)
+	mode_t mask = umask(0);
+
+	umask(mask);
+	if (mkdir(p, mode) < 0)
+		return md_fail(err, errno, "mkdir `%s`", p); /* fresh directories only: the jail is new */
+	if (chown(p, uid, gid) < 0 || ((mode & mask) && chmod(p, mode) < 0))
 		return md_fail(err, errno, "chown `%s`", p);
 	return 0;
 }
