@@ -50,7 +50,7 @@ int md_seccomp_find(const char *name, char **path, md_err **err)
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		exe[n] = '\0';
-		for (int up = 1; up <= 4; up++) {
+		for (int up = 1; up <= 5; up++) {
 			char *slash = strrchr(exe, '/');
 
 			if (slash == NULL)
