@@ -347,6 +347,8 @@ int main(int argc, char **argv)
 		j.chroot_base = default_base(true);
 
 	if (md_jail_check(&j, &err) < 0 || md_jail_run(&j, &err) < 0) {
+		if (err->code == MD_EXIT_FAIL)
+			err->code = MD_EXIT_CHAIN; /* a chain-loader that fails before exec says 125 */
 		md_err_wrap(&err, "jail `%s`", j.id);
 		md_die(err);
 	}

@@ -763,7 +763,7 @@ static int enter(struct md_jail *j, enum phase *ph, md_err **err)
 	/* Nothing but 0-2 may reach the program; our own fds are O_CLOEXEC already. */
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
 	if (j->filter)
-		md_debug("seccomp profile `%s` loaded: a violation kills `%s` with SIGSYS", j->seccomp_path, exe);
+		md_info("seccomp profile `%s` loaded: a violation kills `%s` with SIGSYS", j->seccomp_path, exe);
 	/* Seccomp last, after no_new_privs and the capability drop (bubblewrap's rule). */
 	if (j->filter && md_seccomp_load(j->filter, err) < 0)
 		goto fail;
