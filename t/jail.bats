@@ -239,6 +239,9 @@ in_cg() {
 	# unshare(CLONE_NEWUSER) too
 	run "${J[@]}" --id "${P}b" -- syscall 272 0x10000000
 	[ "$status" -eq $((128 + 31)) ]
+	# no typing into the caller's terminal: ioctl(0, TIOCSTI) is refused
+	run "${J[@]}" --id "${P}t" -- syscall 16 0 0x5412 0
+	[ "$output" = "syscall -1 Operation not permitted" ]
 	# without a profile the same call goes through to the kernel
 	run "${J[@]}" --id "${P}c" --seccomp none -- syscall 272 0x10000000
 	[ "$status" -eq 0 ]
