@@ -36,7 +36,7 @@ cc -o "$W/export" "$W/export.c" build/lib/libmetald.a $(pkg-config --libs libsec
 mkdir -p "$W/bwroot" "$W/base"
 cp "$PROBE" "$W/bwroot/md-probe"
 
-python3 - "$N" "$J" "$PROBE" "$W" "$PARENT" "$SHM" <<'PY'
+python3 - "$N" "$J" "$PROBE" "$W" "$PARENT" "$SHM" > "$W/table" <<'PY'
 import os, statistics, subprocess, sys, time
 n, J, probe, W, parent, shm = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 base = W + "/base"
@@ -90,3 +90,7 @@ for attempt in range(3):
         clean(100000 + attempt * 100 + i)
     print("| 20 jails at once, cgroups (run %d) | %.1f total | | |" % (attempt + 1, dt * 1e3))
 PY
+cat "$W/table"
+if [ -n "${BENCH_OUT:-}" ]; then
+	{ echo "metald-jail vs bubblewrap, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1 /proc/loadavg)"; echo; cat "$W/table"; } > "$BENCH_OUT"
+fi
