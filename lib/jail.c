@@ -69,6 +69,7 @@ void md_jail_free(struct md_jail *j)
 	free(j->cg_join);
 	if (j->filter)
 		seccomp_release(j->filter);
+	free(j->bpf);
 	md_cgroup_free(j->cg);
 	if (j->devnull >= 0)
 		close(j->devnull);
@@ -195,7 +196,9 @@ int md_jail_check(struct md_jail *j, md_err **err)
 
 	if (strcmp(j->seccomp, "none") != 0) {
 		if (md_seccomp_find(j->seccomp, &j->seccomp_path, err) < 0 ||
-		    md_seccomp_compile(j->seccomp_path, &j->filter, err) < 0)
+		    md_seccomp_cached(j->seccomp_path, j->seccomp_cache, &j->bpf, &j->bpf_len, err) < 0)
+			return -1;
+		if (j->bpf == NULL && md_seccomp_compile(j->seccomp_path, &j->filter, err) < 0)
 			return -1;
 	}
 	j->uffd_minor = uffd_minor();
@@ -762,9 +765,11 @@ static int enter(struct md_jail *j, enum phase *ph, md_err **err)
 
 	/* Nothing but 0-2 may reach the program; our own fds are O_CLOEXEC already. */
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-	if (j->filter)
+	if (j->seccomp_path)
 		md_info("seccomp profile `%s` loaded: a violation kills `%s` with SIGSYS", j->seccomp_path, exe);
 	/* Seccomp last, after no_new_privs and the capability drop (bubblewrap's rule). */
+	if (j->bpf && md_seccomp_load_bpf(j->bpf, j->bpf_len, err) < 0)
+		goto fail;
 	if (j->filter && md_seccomp_load(j->filter, err) < 0)
 		goto fail;
 	execve(exe, argv, envp);

@@ -14,6 +14,8 @@ setup() {
 	PROBE="$MD_PROBES/md-probe"
 	[ -x "$PROBE" ] || md_skip "md-probe not built"
 	J=(metald-jail --exec-file "$PROBE" --uid 1234 --gid 2345 --chroot-base-dir "$BASE")
+	# runtime files (the compiled seccomp profiles) stay in the test's directory
+	export UNKEY_METALD_RUN_DIR="$BATS_TEST_TMPDIR/run"
 }
 
 teardown() {
@@ -236,6 +238,9 @@ in_cg() {
 	# ptrace (101 on x86_64) is in the default deny list
 	run "${J[@]}" --id "${P}a" -- syscall 101
 	[ "$status" -eq $((128 + 31)) ]
+	# the compiled profile is cached, and the cached program is as strict
+	[ "$(ls "$UNKEY_METALD_RUN_DIR"/seccomp/*.bpf | wc -l)" = 1 ]
+	[ "$(stat -c '%a %u' "$UNKEY_METALD_RUN_DIR"/seccomp/*.bpf)" = "600 0" ]
 	# unshare(CLONE_NEWUSER) too
 	run "${J[@]}" --id "${P}b" -- syscall 272 0x10000000
 	[ "$status" -eq $((128 + 31)) ]
@@ -255,6 +260,16 @@ in_cg() {
 	run "${J[@]}" --id "${P}e" --seccomp "$BATS_TEST_TMPDIR/p.json" -- syscall 39
 	[ "$status" -eq 0 ]
 	[[ "$output" == "syscall -1 Operation not permitted" ]]
+	# a changed profile is compiled again, not taken from the cache
+	cat > "$BATS_TEST_TMPDIR/p.json" <<-'EOF'
+	{"default_action": "allow", "rules": [{"syscalls": ["getpid"], "action": "errno:EACCES"}]}
+	EOF
+	run "${J[@]}" --id "${P}g" --seccomp "$BATS_TEST_TMPDIR/p.json" -- syscall 39
+	[[ "$output" == "syscall -1 Permission denied" ]]
+	# a cache file that is not root's own is ignored
+	chown 1234 "$UNKEY_METALD_RUN_DIR"/seccomp/*.bpf
+	run "${J[@]}" --id "${P}h" -- syscall 101
+	[ "$status" -eq $((128 + 31)) ]
 	# -v names the profile that is loaded
 	run "${J[@]}" --id "${P}f" -vv -- exit 0
 	[[ "$output" == *"seccomp profile"*default.json*SIGSYS* ]]

@@ -14,6 +14,7 @@ command -v bwrap >/dev/null || { echo "bench: needs bubblewrap (apt-get install 
 W=$(mktemp -d /tmp/metald-bench.XXXXXX)
 SHM=$(mktemp -d /dev/shm/metald-bench.XXXXXX)
 PARENT="mtbench$$"
+export UNKEY_METALD_RUN_DIR="$W/run" # the compiled seccomp profiles
 trap 'rm -rf "$W" "$SHM"' EXIT INT TERM
 
 # bubblewrap takes a compiled BPF program: export metald's default profile with libseccomp.
