@@ -681,12 +681,14 @@ static void userns_helper_stop(struct userns_helper *h)
 	h->pid = 0;
 }
 
-static int userns_enter(struct userns_helper *h, md_err **err)
+static int userns_enter(struct userns_helper *h, enum phase *ph, md_err **err)
 {
 	int rc = 0;
 
+	/* Failing here leaves our privileges intact, so the caller can still undo everything. */
 	if (unshare(CLONE_NEWUSER) < 0)
 		return md_fail(err, errno, "unshare the user namespace");
+	*ph = PH_DROPPED; /* no way back to the host's namespaces from here */
 	if (write(h->go, "g", 1) != 1 || read(h->done, &rc, sizeof(rc)) != sizeof(rc))
 		return md_fail(err, errno ? errno : EIO, "user namespace helper");
 	if (rc)
@@ -735,8 +737,7 @@ static int enter(struct md_jail *j, enum phase *ph, md_err **err)
 		goto fail;
 	*ph = PH_PIVOTED;
 	if (j->userns) {
-		*ph = PH_DROPPED; /* no way back to the host's namespaces from here */
-		if (userns_enter(&h, err) < 0)
+		if (userns_enter(&h, ph, err) < 0)
 			goto fail;
 		userns_helper_stop(&h);
 	}
