@@ -533,7 +533,12 @@ int md_cgroup_write(struct md_cgroup *cg, const char *file, const char *value, m
 	_cleanup_free_ char *path = md_path_join(dir, file);
 	if (access(path, F_OK) < 0)
 		return md_usage(err, "cgroup file `%s`: no such file in `%s`", file, dir);
-	return write_file(path, value, err);
+	if (write_file(path, value, err) < 0) {
+		if ((*err)->status == EINVAL || (*err)->status == ERANGE)
+			(*err)->code = MD_EXIT_USAGE; /* the kernel refused the value itself */
+		return -1;
+	}
+	return 0;
 }
 
 int md_cgroup_attach(struct md_cgroup *cg, pid_t pid, md_err **err)

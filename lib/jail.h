@@ -53,6 +53,7 @@ struct md_jail {
 	enum md_exec_mode exec_mode;
 	enum md_fc_args fc_args;
 	const char *seccomp; /* profile name or path, "none" */
+	const char *seccomp_cache; /* directory of compiled profiles, or NULL */
 	uint64_t cap_keep;
 	char **argv; /* the program's arguments after -- */
 	int argc;
@@ -66,7 +67,9 @@ struct md_jail {
 	char *root;     /* <jail_dir>/root */
 	char *pidfile;  /* <root>/<exec_name>.pid */
 	char *seccomp_path;
-	scmp_filter_ctx filter;
+	scmp_filter_ctx filter; /* compiled here, when there is no cached program */
+	void *bpf;              /* the cached BPF program */
+	size_t bpf_len;
 	struct md_cgroup *cg; /* NULL: no cgroup of our own */
 	char *cg_join;        /* v2 compat: an existing parent cgroup to join, without --cgroup */
 	int uffd_minor;       /* -1: the host has no /dev/userfaultfd */

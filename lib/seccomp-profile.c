@@ -1,6 +1,11 @@
 /* Seccomp profiles: find a profile, compile its JSON with libseccomp, load it (named so that <seccomp.h> stays libseccomp's). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +55,7 @@ int md_seccomp_find(const char *name, char **path, md_err **err)
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		exe[n] = '\0';
-		for (int up = 1; up <= 4; up++) {
+		for (int up = 1; up <= 5; up++) {
 			char *slash = strrchr(exe, '/');
 
 			if (slash == NULL)
@@ -237,5 +242,83 @@ int md_seccomp_load(scmp_filter_ctx ctx, md_err **err)
 
 	if (rc < 0)
 		return md_fail(err, -rc, "load seccomp filter");
+	return 0;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* Read a cache file we can trust: root's, not writable by others, whole instructions. */
+static int read_bpf(const char *path, void **insns, size_t *len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	void *buf;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
+	    st.st_size <= 0 || st.st_size % (off_t)sizeof(struct sock_filter) != 0 || st.st_size > (1 << 20))
+		return -1;
+	buf = malloc((size_t)st.st_size);
+	if (buf == NULL || read(fd, buf, (size_t)st.st_size) != st.st_size) {
+		free(buf);
+		return -1;
+	}
+	*insns = buf;
+	*len = (size_t)st.st_size;
+	return 0;
+}
+
+int md_seccomp_cached(const char *path, const char *cache_dir, void **insns, size_t *len, md_err **err)
+{
+	const struct scmp_version *v = seccomp_version();
+	uint64_t h = 1469598103934665603ULL;
+	struct stat st;
+	scmp_filter_ctx ctx = NULL;
+	uint32_t arch = seccomp_arch_native();
+
+	*insns = NULL;
+	*len = 0;
+	if (cache_dir == NULL || stat(path, &st) < 0)
+		return 0;
+	h = fnv(h, path, strlen(path));
+	h = fnv(h, &st.st_dev, sizeof(st.st_dev));
+	h = fnv(h, &st.st_ino, sizeof(st.st_ino));
+	h = fnv(h, &st.st_size, sizeof(st.st_size));
+	h = fnv(h, &st.st_mtim, sizeof(st.st_mtim));
+	h = fnv(h, v, sizeof(*v));
+	h = fnv(h, &arch, sizeof(arch));
+	_cleanup_free_ char *file = md_strdup_printf("%s/%016llx.bpf", cache_dir, (unsigned long long)h);
+	if (read_bpf(file, insns, len) == 0)
+		return 0;
+
+	if (md_seccomp_compile(path, &ctx, err) < 0)
+		return -1;
+	_cleanup_free_ char *tmp = md_strdup_printf("%s.XXXXXX", file);
+	int fd = md_mkdir_p(cache_dir, 0700, NULL) == 0 ? mkostemp(tmp, O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		int ok = seccomp_export_bpf(ctx, fd) == 0 && fchmod(fd, 0600) == 0;
+		close(fd);
+		if (!ok || rename(tmp, file) < 0)
+			unlink(tmp);
+	}
+	seccomp_release(ctx);
+	if (read_bpf(file, insns, len) < 0)
+		*insns = NULL; /* no cache: the caller compiles */
+	return 0;
+}
+
+int md_seccomp_load_bpf(const void *insns, size_t len, md_err **err)
+{
+	struct sock_fprog prog = { .len = (unsigned short)(len / sizeof(struct sock_filter)),
+				   .filter = (struct sock_filter *)insns };
+
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		return md_fail(err, errno, "load seccomp filter");
 	return 0;
 }

@@ -27,4 +27,17 @@ int md_seccomp_compile(const char *path, scmp_filter_ctx *ctx, md_err **err);
 /* Load the filter into the calling thread (after no_new_privs). */
 int md_seccomp_load(scmp_filter_ctx ctx, md_err **err);
 
+/*
+ * The compiled BPF program of a profile, from a cache directory: <dir>/<hash>.bpf where the hash
+ * covers the profile's path, inode, size and mtime and libseccomp's version. On a miss the
+ * profile is compiled and exported there (atomically). Cache files must be root's and not
+ * writable by others, else they are ignored. *insns is malloc'd; *len in bytes.
+ * Errors of the profile itself are reported as md_seccomp_compile does; cache I/O problems only
+ * make it compile without caching (returns 0 with *insns NULL: use md_seccomp_compile).
+ */
+int md_seccomp_cached(const char *path, const char *cache_dir, void **insns, size_t *len, md_err **err);
+
+/* Load a BPF program (after no_new_privs). */
+int md_seccomp_load_bpf(const void *insns, size_t len, md_err **err);
+
 #endif
