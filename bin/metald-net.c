@@ -247,7 +247,11 @@ static int cmd_simple(int argc, char **argv)
 	if (!strcmp(verb, "list")) {
 		rc = md_vmnet_list(&p, a.req.tenant, &out, &err);
 	} else if (!strcmp(verb, "gc")) {
-		rc = md_vmnet_gc(&p, &out, &err);
+		struct md_netcfg cfg;
+
+		config(&cfg);
+		rc = md_vmnet_gc(&p, &cfg, &out, &err);
+		md_netcfg_free(&cfg);
 	} else {
 		need_id(&a, verb);
 		if (!strcmp(verb, "show"))

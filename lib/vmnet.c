@@ -719,7 +719,7 @@ static void note(json_t *out, const char *what, const char *name)
 	json_array_append_new(out, json_pack("{s:s, s:s}", "removed", what, "name", name));
 }
 
-int md_vmnet_gc(const struct md_paths *p, json_t **out, md_err **err)
+int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **out, md_err **err)
 {
 	struct ctx c;
 	char **ids = NULL, **tenants = NULL, **links = NULL, **keep = calloc(1, sizeof(char *));
@@ -848,13 +848,22 @@ int md_vmnet_gc(const struct md_paths *p, json_t **out, md_err **err)
 
 		if (md_nft_list_json(c.nft, "list tables", &tables, err) < 0)
 			goto out;
-		if (json_array_size(tables) > 1) { /* [0] is metainfo */
-			bool ours = false;
-			json_array_foreach(tables, i, rec) {
+		{
+			int ours = 0;
+
+			json_array_foreach(tables, i, rec) { /* [0] is metainfo */
 				json_t *t = json_object_get(rec, "table");
-				ours |= t && strcmp(json_string_value(json_object_get(t, "name")), "metald") == 0;
+				ours += t && json_string_value(json_object_get(t, "name")) &&
+					strcmp(json_string_value(json_object_get(t, "name")), "metald") == 0;
 			}
-			if (ours) {
+			/* VMs exist but our tables are gone (flushed by someone): put them back */
+			if (ours < 2 && json_array_size(records) > 0) {
+				if (host_setup(&c, cfg, err) < 0)
+					goto out;
+				note(done, "missing rules (restored)", "metald");
+				ours = 2;
+			}
+			if (ours == 2) {
 				sync = md_rules_flush_sets();
 				for (char **t = tenants; *t; t++) {
 					char br[IFNAMSIZ];

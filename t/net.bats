@@ -155,7 +155,30 @@ teardown() { net_teardown; }
 	run_code 0 net show --id a2
 	! in_hostns nft list set bridge metald ports | grep -q ghost
 	in_hostns nft list set bridge metald ports | grep -q 'vm:a2'
+	# someone deletes our tables: gc puts the rules and a2's elements back
+	in_hostns nft delete table inet metald
+	in_hostns nft delete table bridge metald
+	run_code 0 net gc --json
+	in_hostns nft list set bridge metald ports | grep -q 'vm:a2'
+	in_hostns nft list chain inet metald forward | grep -q 'oifname @bridges drop'
 	run_code 0 net delete --id a2
+	net_none
+}
+
+@test "concurrent creates and deletes serialise on the lock and all succeed" {
+	local i
+	for i in 1 2 3 4 5 6; do
+		net create --id "c$i" --tenant "t$((i % 2))" --json > "$BATS_TEST_TMPDIR/c$i.json" &
+	done
+	wait
+	[ "$(net list --json | jq length)" = 6 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .ipv4.address | sort -u | wc -l)" = 6 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .ipv6.address | sort -u | wc -l)" = 6 ]
+	for i in 1 2 3 4 5 6; do
+		net delete --id "c$i" &
+	done
+	wait
+	[ "$(net list --json | jq length)" = 0 ]
 	net_none
 }
 
