@@ -203,7 +203,7 @@ static int print(json_t *v, const char *const *cols)
 }
 
 static const char *const list_cols[] = { "id", "tenant", "ipv4.address=IPV4", "ipv6.address=IPV6", "mac",
-					 "host_link=LINK", "state", NULL };
+					 "host_link=LINK", NULL };
 
 static int cmd_create(int argc, char **argv)
 {

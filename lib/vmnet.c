@@ -645,8 +645,8 @@ int md_vmnet_show(const struct md_paths *p, const char *id, json_t **out, md_err
 		return -1;
 	}
 	ctx_close(&c);
+	/* exactly what create printed: a record exists only for a finished create */
 	*out = json_incref(json_object_get(rec, "net"));
-	json_object_set_new(*out, "state", json_incref(json_object_get(rec, "state")));
 	json_decref(rec);
 	return 0;
 }
@@ -671,7 +671,6 @@ int md_vmnet_list(const struct md_paths *p, const char *tenant, json_t **out, md
 		net = json_object_get(rec, "net");
 		if (tenant && strcmp(json_string_value(json_object_get(net, "tenant")), tenant))
 			continue;
-		json_object_set(net, "state", json_object_get(rec, "state"));
 		json_array_append(arr, net);
 	}
 	md_strv_free(ids);
