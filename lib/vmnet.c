@@ -211,19 +211,48 @@ static int host_setup(struct ctx *c, const struct md_netcfg *cfg, md_err **err)
 		return md_err_wrap(err, "setup rules");
 	/* IPv4 forwarding is a per-interface switch (the ingress interface decides): our bridges get
 	 * it when made, the uplinks (default route) here, for replies and published ports. IPv6 has
-	 * only the namespace-wide switch. */
-	if (md_netns_sysctl("ipv6/conf/all/forwarding", "1", err) < 0)
-		return md_err_wrap(err, "setup");
+	 * only the namespace-wide switch. The values found are kept for teardown to put back. */
 	if (md_nl_default_links(c->sk, &up, err) < 0)
 		return -1;
-	for (char **l = up; *l; l++) {
-		_cleanup_free_ char *k = md_strdup_printf("ipv4/conf/%s/forwarding", *l);
-		if (md_netns_sysctl(k, "1", err) < 0) {
-			md_strv_free(up);
-			return md_err_wrap(err, "setup");
+	{
+		_cleanup_free_ char *rpath = md_path_join(c->ip.dir, "sysctl-restore.json");
+		_cleanup_json_ json_t *restore = NULL;
+		json_t *keys = json_array();
+		bool changed = false;
+		size_t i;
+		json_t *k;
+
+		json_array_append_new(keys, json_string("ipv6/conf/all/forwarding"));
+		for (char **l = up; *l; l++) {
+			_cleanup_free_ char *key = md_strdup_printf("ipv4/conf/%s/forwarding", *l);
+			json_array_append_new(keys, json_string(key));
 		}
+		md_strv_free(up);
+		if (md_json_read(rpath, &restore, NULL) < 0 || !json_is_object(restore)) {
+			json_decref(restore);
+			restore = json_object();
+		}
+		json_array_foreach(keys, i, k) {
+			const char *key = json_string_value(k);
+			char old[32];
+
+			if (json_object_get(restore, key) || md_netns_sysctl_get(key, old, sizeof(old), NULL) < 0)
+				continue;
+			json_object_set_new(restore, key, json_string(old));
+			changed = true;
+		}
+		if (changed && md_json_write_atomic(rpath, restore, 0600, err) < 0) {
+			json_decref(keys);
+			return -1;
+		}
+		json_array_foreach(keys, i, k) {
+			if (md_netns_sysctl(json_string_value(k), "1", err) < 0) {
+				json_decref(keys);
+				return md_err_wrap(err, "setup");
+			}
+		}
+		json_decref(keys);
 	}
-	md_strv_free(up);
 	hpath = md_path_join(c->ip.dir, "host.json");
 	return md_json_write_atomic(hpath, st, 0600, err);
 }
@@ -928,7 +957,19 @@ int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
 				rc = vm_destroy(&c, rec, err);
 		}
 		if (rc == 0) {
+			_cleanup_free_ char *rpath = md_path_join(c.ip.dir, "sysctl-restore.json");
+			_cleanup_json_ json_t *restore = NULL;
+			const char *key;
+			json_t *v;
+
 			nft_delete_tolerant(&c, rules);
+			/* put back the forwarding switches setup found (links gone since are skipped) */
+			if (md_json_read(rpath, &restore, NULL) == 0 && json_is_object(restore)) {
+				json_object_foreach(restore, key, v)
+					md_netns_sysctl(key, json_string_value(v), NULL);
+			}
+			if (unlink(rpath) < 0 && errno != ENOENT)
+				rc = md_fail(err, errno, "remove `%s`", rpath);
 			hpath = md_path_join(c.ip.dir, "host.json");
 			if (unlink(hpath) < 0 && errno != ENOENT)
 				rc = md_fail(err, errno, "remove `%s`", hpath);

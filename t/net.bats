@@ -210,4 +210,7 @@ teardown() { net_teardown; }
 	! in_hostns nft list chain inet metald postrouting | grep -q 'nfproto'
 	run_code 0 net teardown
 	! in_hostns nft list table inet metald 2>/dev/null
+	# teardown put back the forwarding switches setup found
+	[ "$(in_hostns sysctl -n net.ipv6.conf.all.forwarding)" = 0 ]
+	[ "$(in_hostns sysctl -n net.ipv4.conf.$(md_prefix)u0.forwarding)" = 0 ]
 }
