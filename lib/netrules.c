@@ -15,7 +15,8 @@
  * except published ports; traffic from guests to the host itself is dropped except neighbour
  * discovery, ping of their own gateway and UNKEY_METALD_NETWORK_HOST_ALLOW; egress is
  * masqueraded (IPv6 too unless UNKEY_METALD_NETWORK_IPV6_NAT=false); published ports are DNATed
- * in prerouting (other hosts) and output (the host itself). */
+ * in prerouting (other hosts, and guests of the same tenant: those connections are masqueraded
+ * to the gateway so the reply comes back through the host) and output (the host itself). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ char *md_rules_setup(const struct md_netcfg *cfg)
 		"add rule inet metald prerouting fib daddr type local dnat ip6 to meta l4proto . th dport map @pub6\n"
 		"add rule inet metald output fib daddr type local dnat ip to meta l4proto . th dport map @pub4\n"
 		"add rule inet metald output fib daddr type local dnat ip6 to meta l4proto . th dport map @pub6\n"
+		"add rule inet metald postrouting iifname . oifname @self ct status dnat masquerade\n"
 		"add rule inet metald postrouting %siifname @bridges oifname != @bridges masquerade\n"
 		"add rule inet metald forward iifname . oifname @self accept\n"
 		"add rule inet metald forward iifname @bridges oifname @bridges drop\n"

@@ -178,7 +178,7 @@ static json_t *host_state(const struct md_netcfg *cfg)
 	char b4[64], b6[64];
 
 	/* "rules" is the rule set's version: a new metald-net re-runs setup on its first create */
-	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:s}", "rules", 2, "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
+	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:s}", "rules", 3, "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
 			 "pool6", md_cidr_str(&cfg->pool6, b6, sizeof(b6)), "tenant_prefix4", (int)cfg->tprefix4,
 			 "tenant_prefix6", (int)cfg->tprefix6, "nat6", cfg->nat6, "host_allow",
 			 cfg->host_allow ? cfg->host_allow : "");
@@ -390,7 +390,7 @@ static void nft_delete_tolerant(struct ctx *c, const char *cmds)
 static int tenant_bridge(struct ctx *c, const char *tenant, const struct md_lease *l, const struct md_netcfg *cfg,
 			 md_err **err)
 {
-	_cleanup_free_ char *fwd = NULL, *rules = NULL;
+	_cleanup_free_ char *fwd = NULL, *redir = NULL, *rules = NULL;
 	int idx = md_nl_ifindex(c->sk, l->bridge, err);
 
 	if (idx < 0)
@@ -404,7 +404,11 @@ static int tenant_bridge(struct ctx *c, const char *tenant, const struct md_leas
 			return idx < 0 ? -1 : md_fail(err, ENODEV, "bridge `%s` vanished", l->bridge);
 	}
 	fwd = md_strdup_printf("ipv4/conf/%s/forwarding", l->bridge);
-	if (md_netns_sysctl(fwd, "1", err) < 0 ||
+	/* no ICMP redirects: a guest reaching a published port of its neighbour through the host's
+	 * address would be told to go to the neighbour directly, and the neighbour does not own
+	 * that address */
+	redir = md_strdup_printf("ipv4/conf/%s/send_redirects", l->bridge);
+	if (md_netns_sysctl(fwd, "1", err) < 0 || md_netns_sysctl(redir, "0", err) < 0 ||
 	    md_nl_addr_add(c->sk, idx, &l->gw4, cfg->tprefix4, err) < 0 ||
 	    md_nl_addr_add(c->sk, idx, &l->gw6, cfg->tprefix6, err) < 0)
 		return -1;
