@@ -178,7 +178,7 @@ static json_t *host_state(const struct md_netcfg *cfg)
 	char b4[64], b6[64];
 
 	/* "rules" is the rule set's version: a new metald-net re-runs setup on its first create */
-	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:s}", "rules", 3, "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
+	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:s}", "rules", 4, "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
 			 "pool6", md_cidr_str(&cfg->pool6, b6, sizeof(b6)), "tenant_prefix4", (int)cfg->tprefix4,
 			 "tenant_prefix6", (int)cfg->tprefix6, "nat6", cfg->nat6, "host_allow",
 			 cfg->host_allow ? cfg->host_allow : "");

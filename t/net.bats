@@ -32,6 +32,7 @@ teardown() { net_teardown; }
 	in_hostns ip -o addr show | grep -q "$g6/64"
 	net exec --id a1 -- ip -o link show tap0 | grep -q 'master br0'
 	in_hostns nft list set bridge metald macs | grep -q "comment \"vm:a1\""
+	in_hostns nft list set bridge metald nd6 | grep -q "0x$(printf '%s' "$a6" | python3 -c 'import ipaddress,sys; print(ipaddress.ip_address(sys.stdin.read()).packed.hex())') comment \"vm:a1\""
 	in_hostns nft list map inet metald pub4 | grep -q "tcp . 8080 comment \"vm:a1\" : $a4 . 80"
 	run_code 0 net show --id a1 --json
 	[ "$(jq -c . <<<"$output")" = "$(jq -c . <<<"$j")" ]
