@@ -64,9 +64,14 @@ fail:
 
 /* Test-only fault hook: METALD_FAULT=net-create:STEP kills this process at STEP, to prove that
  * gc recovers from a crash at any point. */
+static uint64_t create_t0;
+
 static void fault(const char *step)
 {
 	const char *f = getenv("METALD_FAULT");
+
+	/* -vv: where a create spends its time (docs/performance-net.md) */
+	md_debug("create: `%s` done at %.2f ms", step, (double)(md_now_mono_ns() - create_t0) / 1e6);
 
 	if (f && strncmp(f, "net-create:", 11) == 0 && strcmp(f + 11, step) == 0)
 		kill(getpid(), SIGKILL);
@@ -582,6 +587,7 @@ int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const
 	struct md_vmnet_req req = *r;
 	int bridx;
 
+	create_t0 = md_now_mono_ns();
 	if (req.tap == NULL)
 		req.tap = cfg->tap;
 	if (req.uid < 0)
@@ -599,6 +605,7 @@ int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const
 	}
 	if (ensure_setup(&c, cfg, err) < 0)
 		goto fail;
+	fault("setup");
 	if (md_ipam_lease(&c.ip, cfg, r->tenant, r->id, r->have4 ? &r->want4 : NULL, r->have6 ? &r->want6 : NULL, &l,
 			  err) < 0)
 		goto fail;
