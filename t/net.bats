@@ -124,7 +124,7 @@ teardown() { net_teardown; }
 
 @test "crash safety: kill -9 at every step of create, then gc leaves nothing and create works" {
 	local step
-	for step in lease ports bridge netns tap veth tc nft ready; do
+	for step in setup lease ports bridge netns tap veth tc nft ready; do
 		METALD_FAULT=net-create:$step run net create --id c1 --tenant tc --publish 9000:90 --rate rx=1M,tx=1M
 		[ "$status" -eq 137 ] || { echo "step $step: status $status: $output" >&2; return 1; }
 		run_code 0 net gc --json
