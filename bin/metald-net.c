@@ -203,7 +203,7 @@ static int print(json_t *v, const char *const *cols)
 }
 
 static const char *const list_cols[] = { "id", "tenant", "ipv4.address=IPV4", "ipv6.address=IPV6", "mac",
-					 "host_link=LINK", "state", NULL };
+					 "host_link=LINK", NULL };
 
 static int cmd_create(int argc, char **argv)
 {
@@ -247,7 +247,11 @@ static int cmd_simple(int argc, char **argv)
 	if (!strcmp(verb, "list")) {
 		rc = md_vmnet_list(&p, a.req.tenant, &out, &err);
 	} else if (!strcmp(verb, "gc")) {
-		rc = md_vmnet_gc(&p, &out, &err);
+		struct md_netcfg cfg;
+
+		config(&cfg);
+		rc = md_vmnet_gc(&p, &cfg, &out, &err);
+		md_netcfg_free(&cfg);
 	} else {
 		need_id(&a, verb);
 		if (!strcmp(verb, "show"))

@@ -106,3 +106,20 @@ int md_netns_sysctl(const char *key, const char *value, md_err **err)
 		return md_fail(err, errno, "sysctl `%s`", path);
 	return 0;
 }
+
+int md_netns_sysctl_get(const char *key, char *buf, size_t len, md_err **err)
+{
+	_cleanup_free_ char *path = md_strdup_printf("/proc/sys/net/%s", key);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return md_fail(err, errno, "sysctl `%s`", path);
+	n = read(fd, buf, len - 1);
+	if (n < 0)
+		return md_fail(err, errno, "sysctl `%s`", path);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = 0;
+	return 0;
+}

@@ -3,6 +3,7 @@
 #define METALD_NETNS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include "err.h"
 
 /* Make a new network namespace pinned (bind-mounted) at `pin`, which must not exist. Returns an
@@ -23,5 +24,8 @@ int md_netns_remove(const char *pin, md_err **err);
 
 /* Write a sysctl under /proc/sys/net of the current namespace ("ipv6/conf/all/forwarding"). */
 int md_netns_sysctl(const char *key, const char *value, md_err **err);
+
+/* Read one (trailing newline removed). */
+int md_netns_sysctl_get(const char *key, char *buf, size_t len, md_err **err);
 
 #endif

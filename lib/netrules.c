@@ -15,7 +15,8 @@
  * except published ports; traffic from guests to the host itself is dropped except neighbour
  * discovery, ping of their own gateway and UNKEY_METALD_NETWORK_HOST_ALLOW; egress is
  * masqueraded (IPv6 too unless UNKEY_METALD_NETWORK_IPV6_NAT=false); published ports are DNATed
- * in prerouting (other hosts) and output (the host itself). */
+ * in prerouting (other hosts, and guests of the same tenant: those connections are masqueraded
+ * to the gateway so the reply comes back through the host) and output (the host itself). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ char *md_rules_setup(const struct md_netcfg *cfg)
 		"add set bridge metald macs { type ifname . ether_addr; }\n"
 		"add set bridge metald addr4 { type ifname . ipv4_addr; }\n"
 		"add set bridge metald addr6 { type ifname . ipv6_addr; }\n"
+		"add set bridge metald nd6 { typeof iifname . @th,64,128; comment \"port . ND target it may claim\"; }\n"
 		"add chain bridge metald prerouting { type filter hook prerouting priority filter; policy accept; }\n"
 		"flush chain bridge metald prerouting\n"
 		"add rule bridge metald prerouting iifname != @ports accept\n"
@@ -45,6 +47,9 @@ char *md_rules_setup(const struct md_netcfg *cfg)
 		"add rule bridge metald prerouting ether type arp iifname . arp saddr ip != @addr4 drop\n"
 		"add rule bridge metald prerouting ether type ip iifname . ip saddr != @addr4 drop\n"
 		"add rule bridge metald prerouting ether type ip6 iifname . ip6 saddr != @addr6 drop\n"
+		/* a neighbour advertisement claims its target address: only the VM's own (nft 1.0.6 has no
+		 * name for the target field, so it is the 128 bits after the ICMPv6 header's first 8 bytes) */
+		"add rule bridge metald prerouting icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @nd6 drop\n"
 		"add rule bridge metald prerouting ip daddr 169.254.169.254 drop\n"
 		"add rule bridge metald prerouting icmpv6 type { nd-router-advert, nd-redirect } drop\n"
 		"add table inet metald { comment \"metald-net: NAT, isolation, port forwards\"; }\n"
@@ -71,6 +76,7 @@ char *md_rules_setup(const struct md_netcfg *cfg)
 		"add rule inet metald prerouting fib daddr type local dnat ip6 to meta l4proto . th dport map @pub6\n"
 		"add rule inet metald output fib daddr type local dnat ip to meta l4proto . th dport map @pub4\n"
 		"add rule inet metald output fib daddr type local dnat ip6 to meta l4proto . th dport map @pub6\n"
+		"add rule inet metald postrouting iifname . oifname @self ct status dnat masquerade\n"
 		"add rule inet metald postrouting %siifname @bridges oifname != @bridges masquerade\n"
 		"add rule inet metald forward iifname . oifname @self accept\n"
 		"add rule inet metald forward iifname @bridges oifname @bridges drop\n"
@@ -99,7 +105,7 @@ char *md_rules_teardown(void)
 char *md_rules_flush_sets(void)
 {
 	return strdup("flush set bridge metald ports\nflush set bridge metald macs\n"
-		      "flush set bridge metald addr4\nflush set bridge metald addr6\n"
+		      "flush set bridge metald addr4\nflush set bridge metald addr6\nflush set bridge metald nd6\n"
 		      "flush set inet metald bridges\nflush set inet metald self\n"
 		      "flush set inet metald gw4\nflush set inet metald gw6\n"
 		      "flush map inet metald pub4\nflush map inet metald pub6\n");
@@ -147,6 +153,18 @@ __attribute__((format(printf, 2, 3))) static void append(char **buf, const char 
 	*buf = nb;
 }
 
+/* An IPv6 address as 32 hex digits, for sets keyed by raw payload. */
+static int addr_hex(const char *s, char out[40])
+{
+	struct md_addr a;
+
+	if (md_parse_addr(s, &a, NULL) < 0 || a.family != AF_INET6)
+		return -1;
+	for (int i = 0; i < 16; i++)
+		sprintf(out + 2 * i, "%02x", a.b[i]);
+	return 0;
+}
+
 void md_rules_vm(char **buf, json_t *vm, bool add)
 {
 	const char *id = json_string_value(json_object_get(vm, "id"));
@@ -169,6 +187,13 @@ void md_rules_vm(char **buf, json_t *vm, bool add)
 	append(buf, "%s element bridge metald addr4 { \"%s\" . %s%s }\n", verb, port, a4, c);
 	append(buf, "%s element bridge metald addr6 { \"%s\" . %s%s, \"%s\" . %s%s, \"%s\" . ::%s }\n", verb, port, a6,
 	       c, port, ll, c, port, c);
+	{
+		char h6[40], hll[40];
+
+		if (addr_hex(a6, h6) == 0 && addr_hex(ll, hll) == 0)
+			append(buf, "%s element bridge metald nd6 { \"%s\" . 0x%s%s, \"%s\" . 0x%s%s }\n", verb, port, h6, c,
+			       port, hll, c);
+	}
 	json_array_foreach(json_object_get(vm, "publish"), i, p) {
 		const char *proto = json_string_value(json_object_get(p, "protocol"));
 		json_int_t hp = json_integer_value(json_object_get(p, "host_port"));

@@ -64,9 +64,14 @@ fail:
 
 /* Test-only fault hook: METALD_FAULT=net-create:STEP kills this process at STEP, to prove that
  * gc recovers from a crash at any point. */
+static uint64_t create_t0;
+
 static void fault(const char *step)
 {
 	const char *f = getenv("METALD_FAULT");
+
+	/* -vv: where a create spends its time (docs/performance-net.md) */
+	md_debug("create: `%s` done at %.2f ms", step, (double)(md_now_mono_ns() - create_t0) / 1e6);
 
 	if (f && strncmp(f, "net-create:", 11) == 0 && strcmp(f + 11, step) == 0)
 		kill(getpid(), SIGKILL);
@@ -178,7 +183,7 @@ static json_t *host_state(const struct md_netcfg *cfg)
 	char b4[64], b6[64];
 
 	/* "rules" is the rule set's version: a new metald-net re-runs setup on its first create */
-	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:s}", "rules", 2, "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
+	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:b, s:s}", "rules", 4, "pool4", md_cidr_str(&cfg->pool4, b4, sizeof(b4)),
 			 "pool6", md_cidr_str(&cfg->pool6, b6, sizeof(b6)), "tenant_prefix4", (int)cfg->tprefix4,
 			 "tenant_prefix6", (int)cfg->tprefix6, "nat6", cfg->nat6, "host_allow",
 			 cfg->host_allow ? cfg->host_allow : "");
@@ -211,19 +216,48 @@ static int host_setup(struct ctx *c, const struct md_netcfg *cfg, md_err **err)
 		return md_err_wrap(err, "setup rules");
 	/* IPv4 forwarding is a per-interface switch (the ingress interface decides): our bridges get
 	 * it when made, the uplinks (default route) here, for replies and published ports. IPv6 has
-	 * only the namespace-wide switch. */
-	if (md_netns_sysctl("ipv6/conf/all/forwarding", "1", err) < 0)
-		return md_err_wrap(err, "setup");
+	 * only the namespace-wide switch. The values found are kept for teardown to put back. */
 	if (md_nl_default_links(c->sk, &up, err) < 0)
 		return -1;
-	for (char **l = up; *l; l++) {
-		_cleanup_free_ char *k = md_strdup_printf("ipv4/conf/%s/forwarding", *l);
-		if (md_netns_sysctl(k, "1", err) < 0) {
-			md_strv_free(up);
-			return md_err_wrap(err, "setup");
+	{
+		_cleanup_free_ char *rpath = md_path_join(c->ip.dir, "sysctl-restore.json");
+		_cleanup_json_ json_t *restore = NULL;
+		json_t *keys = json_array();
+		bool changed = false;
+		size_t i;
+		json_t *k;
+
+		json_array_append_new(keys, json_string("ipv6/conf/all/forwarding"));
+		for (char **l = up; *l; l++) {
+			_cleanup_free_ char *key = md_strdup_printf("ipv4/conf/%s/forwarding", *l);
+			json_array_append_new(keys, json_string(key));
 		}
+		md_strv_free(up);
+		if (md_json_read(rpath, &restore, NULL) < 0 || !json_is_object(restore)) {
+			json_decref(restore);
+			restore = json_object();
+		}
+		json_array_foreach(keys, i, k) {
+			const char *key = json_string_value(k);
+			char old[32];
+
+			if (json_object_get(restore, key) || md_netns_sysctl_get(key, old, sizeof(old), NULL) < 0)
+				continue;
+			json_object_set_new(restore, key, json_string(old));
+			changed = true;
+		}
+		if (changed && md_json_write_atomic(rpath, restore, 0600, err) < 0) {
+			json_decref(keys);
+			return -1;
+		}
+		json_array_foreach(keys, i, k) {
+			if (md_netns_sysctl(json_string_value(k), "1", err) < 0) {
+				json_decref(keys);
+				return md_err_wrap(err, "setup");
+			}
+		}
+		json_decref(keys);
 	}
-	md_strv_free(up);
 	hpath = md_path_join(c->ip.dir, "host.json");
 	return md_json_write_atomic(hpath, st, 0600, err);
 }
@@ -361,7 +395,7 @@ static void nft_delete_tolerant(struct ctx *c, const char *cmds)
 static int tenant_bridge(struct ctx *c, const char *tenant, const struct md_lease *l, const struct md_netcfg *cfg,
 			 md_err **err)
 {
-	_cleanup_free_ char *fwd = NULL, *rules = NULL;
+	_cleanup_free_ char *fwd = NULL, *redir = NULL, *rules = NULL;
 	int idx = md_nl_ifindex(c->sk, l->bridge, err);
 
 	if (idx < 0)
@@ -375,7 +409,11 @@ static int tenant_bridge(struct ctx *c, const char *tenant, const struct md_leas
 			return idx < 0 ? -1 : md_fail(err, ENODEV, "bridge `%s` vanished", l->bridge);
 	}
 	fwd = md_strdup_printf("ipv4/conf/%s/forwarding", l->bridge);
-	if (md_netns_sysctl(fwd, "1", err) < 0 ||
+	/* no ICMP redirects: a guest reaching a published port of its neighbour through the host's
+	 * address would be told to go to the neighbour directly, and the neighbour does not own
+	 * that address */
+	redir = md_strdup_printf("ipv4/conf/%s/send_redirects", l->bridge);
+	if (md_netns_sysctl(fwd, "1", err) < 0 || md_netns_sysctl(redir, "0", err) < 0 ||
 	    md_nl_addr_add(c->sk, idx, &l->gw4, cfg->tprefix4, err) < 0 ||
 	    md_nl_addr_add(c->sk, idx, &l->gw6, cfg->tprefix6, err) < 0)
 		return -1;
@@ -549,6 +587,7 @@ int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const
 	struct md_vmnet_req req = *r;
 	int bridx;
 
+	create_t0 = md_now_mono_ns();
 	if (req.tap == NULL)
 		req.tap = cfg->tap;
 	if (req.uid < 0)
@@ -566,6 +605,7 @@ int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const
 	}
 	if (ensure_setup(&c, cfg, err) < 0)
 		goto fail;
+	fault("setup");
 	if (md_ipam_lease(&c.ip, cfg, r->tenant, r->id, r->have4 ? &r->want4 : NULL, r->have6 ? &r->want6 : NULL, &l,
 			  err) < 0)
 		goto fail;
@@ -645,8 +685,8 @@ int md_vmnet_show(const struct md_paths *p, const char *id, json_t **out, md_err
 		return -1;
 	}
 	ctx_close(&c);
+	/* exactly what create printed: a record exists only for a finished create */
 	*out = json_incref(json_object_get(rec, "net"));
-	json_object_set_new(*out, "state", json_incref(json_object_get(rec, "state")));
 	json_decref(rec);
 	return 0;
 }
@@ -671,7 +711,6 @@ int md_vmnet_list(const struct md_paths *p, const char *tenant, json_t **out, md
 		net = json_object_get(rec, "net");
 		if (tenant && strcmp(json_string_value(json_object_get(net, "tenant")), tenant))
 			continue;
-		json_object_set(net, "state", json_object_get(rec, "state"));
 		json_array_append(arr, net);
 	}
 	md_strv_free(ids);
@@ -719,7 +758,7 @@ static void note(json_t *out, const char *what, const char *name)
 	json_array_append_new(out, json_pack("{s:s, s:s}", "removed", what, "name", name));
 }
 
-int md_vmnet_gc(const struct md_paths *p, json_t **out, md_err **err)
+int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **out, md_err **err)
 {
 	struct ctx c;
 	char **ids = NULL, **tenants = NULL, **links = NULL, **keep = calloc(1, sizeof(char *));
@@ -848,13 +887,22 @@ int md_vmnet_gc(const struct md_paths *p, json_t **out, md_err **err)
 
 		if (md_nft_list_json(c.nft, "list tables", &tables, err) < 0)
 			goto out;
-		if (json_array_size(tables) > 1) { /* [0] is metainfo */
-			bool ours = false;
-			json_array_foreach(tables, i, rec) {
+		{
+			int ours = 0;
+
+			json_array_foreach(tables, i, rec) { /* [0] is metainfo */
 				json_t *t = json_object_get(rec, "table");
-				ours |= t && strcmp(json_string_value(json_object_get(t, "name")), "metald") == 0;
+				ours += t && json_string_value(json_object_get(t, "name")) &&
+					strcmp(json_string_value(json_object_get(t, "name")), "metald") == 0;
 			}
-			if (ours) {
+			/* VMs exist but our tables are gone (flushed by someone): put them back */
+			if (ours < 2 && json_array_size(records) > 0) {
+				if (host_setup(&c, cfg, err) < 0)
+					goto out;
+				note(done, "missing rules (restored)", "metald");
+				ours = 2;
+			}
+			if (ours == 2) {
 				sync = md_rules_flush_sets();
 				for (char **t = tenants; *t; t++) {
 					char br[IFNAMSIZ];
@@ -920,7 +968,19 @@ int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
 				rc = vm_destroy(&c, rec, err);
 		}
 		if (rc == 0) {
+			_cleanup_free_ char *rpath = md_path_join(c.ip.dir, "sysctl-restore.json");
+			_cleanup_json_ json_t *restore = NULL;
+			const char *key;
+			json_t *v;
+
 			nft_delete_tolerant(&c, rules);
+			/* put back the forwarding switches setup found (links gone since are skipped) */
+			if (md_json_read(rpath, &restore, NULL) == 0 && json_is_object(restore)) {
+				json_object_foreach(restore, key, v)
+					md_netns_sysctl(key, json_string_value(v), NULL);
+			}
+			if (unlink(rpath) < 0 && errno != ENOENT)
+				rc = md_fail(err, errno, "remove `%s`", rpath);
 			hpath = md_path_join(c.ip.dir, "host.json");
 			if (unlink(hpath) < 0 && errno != ENOENT)
 				rc = md_fail(err, errno, "remove `%s`", hpath);

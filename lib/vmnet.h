@@ -39,8 +39,9 @@ int md_vmnet_delete(const struct md_paths *p, const char *id, bool *existed, md_
 int md_vmnet_show(const struct md_paths *p, const char *id, json_t **out, md_err **err);
 int md_vmnet_list(const struct md_paths *p, const char *tenant, json_t **out, md_err **err);
 int md_vmnet_stats(const struct md_paths *p, const char *id, json_t **out, md_err **err);
-/* Remove what no record claims and records whose objects are gone; *out lists what was done. */
-int md_vmnet_gc(const struct md_paths *p, json_t **out, md_err **err);
+/* Remove what no record claims and records whose objects are gone, restore missing rules;
+ * *out lists what was done. */
+int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **out, md_err **err);
 /* Enter the VM's namespace and exec argv; returns only on failure (exit class 125/126/127). */
 int md_vmnet_exec(const struct md_paths *p, const char *id, char **argv, md_err **err);
 

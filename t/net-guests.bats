@@ -141,6 +141,11 @@ setup() {
 	[ "$output" = hello-from-a1 ]
 	run in_up curl -s --max-time 10 "http://[2001:db8:ffff::2]:8080/"
 	[ "$output" = hello-from-a1 ]
+	# a guest of the same tenant through the host's address (hairpin); another tenant's never
+	# (busybox nc with a timeout: this busybox's wget -T crashes)
+	guest_run a2 "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 198.18.0.2 8080 | grep -q hello-from-a1"
+	run guest_run b1 "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 198.18.0.2 8080 | grep -q hello-from-a1"
+	[ "$status" -eq 1 ]
 	# and the VM's traffic shows on its host link
 	run_code 0 net stats --id a1 --json
 	jq -e '.rx_bytes > 0 and .tx_bytes > 0' <<<"$output"

@@ -78,6 +78,8 @@ static void rules(void)
 	like(add, "\"mdv0123456789ab\" . fe80::5eff:fe10:2030 comment \"vm:vm1\"", "link-local allowed");
 	like(add, "add element inet metald pub4 { tcp . 8080 comment \"vm:vm1\" : 10.0.0.2 . 80 }", "port forward");
 	like(del, "delete element inet metald pub6 { tcp . 8080 }", "delete by key");
+	like(add, "add element bridge metald nd6 { \"mdv0123456789ab\" . 0xfd000001000000000000000000000002 comment \"vm:vm1\"",
+	     "ND target element as raw 128 bits");
 	ok(strstr(del, "comment") == NULL, "deletions carry no comments");
 	free(add);
 	free(del);
