@@ -291,12 +291,21 @@ in_cg() {
 	mkdir -p "$src/dir"
 	echo hello > "$src/dir/file"
 	echo kernel > "$src/vmlinux"
-	start_daemon "${P}a" --exec-mode bind --bind "$src/dir:/data:ro" --bind "$src/dir:/rw" \
+	chmod 0644 "$src/vmlinux"
+	echo secret > "$src/private"
+	chmod 0600 "$src/private"
+	ln -s "$src/private" "$src/link-to-private"
+	start_daemon "${P}a" --exec-mode bind --link "$src/link-to-private:/private" --bind "$src/dir:/data:ro" --bind "$src/dir:/rw" \
 		--link "$src/vmlinux:/boot/vmlinux" --tmpfs /scratch -- sleep 30
 	[ "$(cat /proc/$PID/root/data/file)" = hello ]
 	[ "$(cat /proc/$PID/root/boot/vmlinux)" = kernel ]
+	# world-readable: hard linked, and the host's file keeps its owner
 	[ "$(stat -c %i "$src/vmlinux")" = "$(stat -c %i "$BASE/md-probe/${P}a/root/boot/vmlinux")" ]
-	[ "$(stat -c '%u %g' "$src/vmlinux")" = "1234 2345" ]
+	[ "$(stat -c '%u %g' "$src/vmlinux")" = "0 0" ]
+	# not world-readable, reached through a symlink: a private copy for the jail's user
+	[ "$(cat /proc/$PID/root/private)" = secret ]
+	[ "$(stat -c '%u %g %h' "$BASE/md-probe/${P}a/root/private")" = "1234 2345 1" ]
+	[ "$(stat -c '%u %g' "$src/private")" = "0 0" ]
 	grep -q ' /data .*ro,' /proc/$PID/mountinfo
 	grep -q ' /rw .*rw,' /proc/$PID/mountinfo
 	grep -q ' /scratch .* tmpfs ' /proc/$PID/mountinfo
