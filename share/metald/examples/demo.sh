@@ -24,7 +24,9 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 tmp=$(mktemp -d /tmp/metald-demo.XXXXXX)
 ns="metald-demo-$$"
 cg="metald-demo-$$"
-vm() { ip netns exec "$ns" "$bin/metald-vm" --root "$tmp/root" "$@"; }
+# nsenter, not `ip netns exec`: that one remounts /sys (hiding the cgroup hierarchies the jail
+# needs) in a throw-away mount namespace (losing the namespace pins metald-net makes)
+vm() { nsenter --net="/run/netns/$ns" "$bin/metald-vm" --root "$tmp/root" "$@"; }
 cleanup() {
 	set +e
 	for id in demo-a demo-b; do
