@@ -77,13 +77,13 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all
 	$(Q)$(MAKE) --no-print-directory lint-man
-	$(Q)sh t/run-tests
+	$(Q)METALD_BUILD=$(B) METALD_UNIT_BUILDS="$(B) build/san" sh t/run-tests
 
 check-unit: all
-	$(Q)METALD_ONLY=unit sh t/run-tests
+	$(Q)METALD_BUILD=$(B) METALD_ONLY=unit sh t/run-tests
 
 check-bats: all
-	$(Q)METALD_ONLY=bats sh t/run-tests
+	$(Q)METALD_BUILD=$(B) METALD_ONLY=bats sh t/run-tests
 
 lint-man:
 	$(Q)sh t/lint-man
