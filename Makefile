@@ -77,7 +77,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all
 	$(Q)$(MAKE) --no-print-directory lint-man
-	$(Q)METALD_BUILD=$(B) METALD_UNIT_BUILDS="$(B) build/san" sh t/run-tests
+	$(Q)METALD_BUILD=$(B) METALD_UNIT_BUILDS="$(sort build $(B) build/san)" sh t/run-tests
 
 check-unit: all
 	$(Q)METALD_BUILD=$(B) METALD_ONLY=unit sh t/run-tests
