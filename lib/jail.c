@@ -271,22 +271,16 @@ static int link_in(struct md_jail *j, const struct md_jail_mount *l, md_err **er
 {
 	_cleanup_free_ char *dst = md_path_join(j->root, l->dst);
 
-	struct stat st;
-
 	if (mkdir_parents(j->root, l->dst, err) < 0)
 		return -1;
-	if (stat(l->src, &st) < 0)
-		return md_notfound(err, "--link source `%s`: %s", l->src, strerror(errno));
-	/* A hard link shares the source's inode: chowning it would chown the host's file too. So a
-	 * link is used only where the jailed user can read the file as it is (world-readable); any
-	 * other file gets its own copy (a reflink where the filesystem can), owned by uid:gid.
-	 * AT_SYMLINK_FOLLOW: link what a symlink points to, not the symlink (dangling in the jail). */
-	if (st.st_mode & S_IROTH) {
-		if (linkat(AT_FDCWD, l->src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0)
-			return 0;
-		if (errno != EXDEV && errno != EPERM && errno != EMLINK)
-			return md_fail(err, errno, "link `%s` to `%s`", l->src, dst);
+	/* AT_SYMLINK_FOLLOW: link the file a symlink names; a linked symlink would dangle in the jail */
+	if (linkat(AT_FDCWD, l->src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) == 0) {
+		if (chown(dst, j->uid, j->gid) < 0)
+			return md_fail(err, errno, "chown `%s`", dst);
+		return 0;
 	}
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+		return md_fail(err, errno, "link `%s` to `%s`", l->src, dst);
 	return copy_file(l->src, dst, j->uid, j->gid, err);
 }
 

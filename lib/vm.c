@@ -467,7 +467,9 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 		if (cfg->storage[i].read_only)
 			continue;
 		char *dst = md_strdup_printf("%s/disk-%zu.img", dir, i);
-		if (private_copy(cfg->storage[i].path, dst, err) < 0) {
+		/* the VM's own: its jailed VMM (running as uid) writes it through a bind mount */
+		if (private_copy(cfg->storage[i].path, dst, err) < 0 ||
+		    (chown(dst, (uid_t)uid, (gid_t)uid) < 0 && md_fail(err, errno, "chown `%s`", dst))) {
 			free(dst);
 			goto fail;
 		}
@@ -716,6 +718,32 @@ static void vmm_api_argv(struct md_vm_ctx *c, struct argv_b *a, json_t *rec, con
 	}
 }
 
+/* Put a kernel or initrd at /<name> in the jail. A world-readable file is bound read-only: it is
+ * shared by every VM and its owner stays as it is (a hard link would be chowned to one VM's uid).
+ * Any other file gets a private copy under the record, which the jail links and gives to the
+ * VM's uid. */
+static int boot_file(struct md_vm_ctx *c, const char *id, struct argv_b *chain, const char *src, const char *name,
+		     md_err **err)
+{
+	struct stat st;
+
+	if (stat(src, &st) < 0)
+		return md_notfound(err, "`%s`: %s", src, strerror(errno));
+	if (st.st_mode & S_IROTH) {
+		av_addf(chain, "--bind=%s:/%s:ro", src, name);
+		return 0;
+	}
+	{
+		_cleanup_free_ char *copy = md_vmrec_file(&c->paths, id, name);
+
+		unlink(copy);
+		if (private_copy(src, copy, err) < 0)
+			return -1;
+		av_addf(chain, "--link=%s:/%s", copy, name);
+	}
+	return 0;
+}
+
 static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused, md_err **err)
 {
 	_cleanup_free_ char *cfgf = md_vmrec_file(&c->paths, id, "config.json");
@@ -844,12 +872,9 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 		av_add(&chain, "--cgroup=blkio.reset_stats=0");
 		av_add(&chain, "--cgroup=pids.max=4096");
 	}
-	av_add(&chain, "--link");
-	av_addf(&chain, "%s:/vmlinux", cfg->boot.kernel_path);
-	if (cfg->boot.initrd_path) {
-		av_add(&chain, "--link");
-		av_addf(&chain, "%s:/initrd", cfg->boot.initrd_path);
-	}
+	if (boot_file(c, id, &chain, cfg->boot.kernel_path, "vmlinux", err) < 0 ||
+	    (cfg->boot.initrd_path && boot_file(c, id, &chain, cfg->boot.initrd_path, "initrd", err) < 0))
+		goto out;
 	for (size_t i = 0; i < cfg->n_storage; i++) {
 		av_add(&chain, "--bind");
 		av_addf(&chain, "%s:/disk-%zu%s", cfg->storage[i].path, i, cfg->storage[i].read_only ? ":ro" : "");

@@ -299,13 +299,12 @@ in_cg() {
 		--link "$src/vmlinux:/boot/vmlinux" --tmpfs /scratch -- sleep 30
 	[ "$(cat /proc/$PID/root/data/file)" = hello ]
 	[ "$(cat /proc/$PID/root/boot/vmlinux)" = kernel ]
-	# world-readable: hard linked, and the host's file keeps its owner
 	[ "$(stat -c %i "$src/vmlinux")" = "$(stat -c %i "$BASE/md-probe/${P}a/root/boot/vmlinux")" ]
-	[ "$(stat -c '%u %g' "$src/vmlinux")" = "0 0" ]
-	# not world-readable, reached through a symlink: a private copy for the jail's user
+	[ "$(stat -c '%u %g' "$src/vmlinux")" = "1234 2345" ]
+	# through a symlink: the file it names is linked, not the symlink
 	[ "$(cat /proc/$PID/root/private)" = secret ]
-	[ "$(stat -c '%u %g %h' "$BASE/md-probe/${P}a/root/private")" = "1234 2345 1" ]
-	[ "$(stat -c '%u %g' "$src/private")" = "0 0" ]
+	[ ! -L "$BASE/md-probe/${P}a/root/private" ]
+	[ "$(stat -c '%u %g' "$BASE/md-probe/${P}a/root/private")" = "1234 2345" ]
 	grep -q ' /data .*ro,' /proc/$PID/mountinfo
 	grep -q ' /rw .*rw,' /proc/$PID/mountinfo
 	grep -q ' /scratch .* tmpfs ' /proc/$PID/mountinfo

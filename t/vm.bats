@@ -286,3 +286,23 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm resume h1
 	run_code 0 vm delete h1 --force
 }
+
+@test "a root ext4 disk and a data disk: the guest writes its private copies, the base images stay as they were" {
+	require_cmd mke2fs debugfs
+	cp "$G/rootfs.ext4" "$BATS_TEST_TMPDIR/base.ext4"
+	mke2fs -q -t ext4 -F "$BATS_TEST_TMPDIR/data.ext4" 8M
+	local sum_root sum_data
+	sum_root=$(md5sum < "$BATS_TEST_TMPDIR/base.ext4")
+	sum_data=$(md5sum < "$BATS_TEST_TMPDIR/data.ext4")
+	run_code 0 vm create d1 --rootfs "$BATS_TEST_TMPDIR/base.ext4" --disk "$BATS_TEST_TMPDIR/data.ext4" \
+		--cmdline "$(cat "$UNKEY_METALD_GUEST_DIR/cmdline") metald.run=\"echo on-root > /root-marker; mkdir -p /mnt; mount -t ext4 /dev/vdb /mnt && echo on-data > /mnt/data-marker && umount /mnt\" metald.poweroff=1" --boot
+	wait_for 90 sh -c "[ \"\$(nsenter --net=/run/netns/$MD_HOSTNS $MD_BIN/metald-vm --root $R info d1 --json | jq -r .state)\" = SHUTDOWN ]"
+	grep -q METALD-GUEST-READY "$R/data/vms/d1/serial.log"
+	# the guest's writes are in the VM's private copies
+	[ "$(debugfs -R 'cat /root-marker' "$R/data/vms/d1/disk-0.img" 2>/dev/null)" = on-root ]
+	[ "$(debugfs -R 'cat /data-marker' "$R/data/vms/d1/disk-1.img" 2>/dev/null)" = on-data ]
+	# and nowhere else
+	[ "$(md5sum < "$BATS_TEST_TMPDIR/base.ext4")" = "$sum_root" ]
+	[ "$(md5sum < "$BATS_TEST_TMPDIR/data.ext4")" = "$sum_data" ]
+	run_code 0 vm delete d1
+}
