@@ -361,7 +361,11 @@ static int cmd_start(int argc, char **argv)
 	parse(argc, argv);
 	need_vmm();
 	need(o.socket, "--socket");
-	load_spec(&cfg, &spec);
+	/* QEMU got its config on its command line (argv); a config given here is still checked */
+	if (o.vmm == VMM_FC || o.config)
+		load_spec(&cfg, &spec);
+	else
+		memset(&spec, 0, sizeof(spec));
 	t = timeout_or(30000000000ULL);
 	t0 = md_now_mono_ns();
 	if (o.vmm == VMM_FC) {

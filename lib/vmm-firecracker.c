@@ -478,6 +478,16 @@ int md_fc_snapshot_load(struct md_fc *fc, const char *snapshot, const char *mem,
 		    204, NULL, err);
 }
 
+/* Was PUT /metrics made? (FlushMetrics without it is a 400.) */
+static bool metrics_configured(struct md_fc *fc)
+{
+	_cleanup_json_ json_t *c = NULL;
+
+	if (call(fc, "GET", "/vm/config", NULL, 200, &c, NULL) < 0)
+		return true; /* let FlushMetrics say what is wrong */
+	return json_is_object(json_object_get(c, "metrics"));
+}
+
 /* Stop the Firecracker process: pid known, signal, bounded wait. */
 static int kill_and_wait(pid_t pid, int sig, uint64_t timeout_ns)
 {
@@ -507,7 +517,7 @@ int md_fc_shutdown(struct md_fc *fc, uint64_t timeout_ns, bool force, json_t **o
 		return 0;
 	}
 	/* the last usage line: SIGTERM/SIGKILL would lose whatever was counted since the last flush */
-	if (md_fc_flush_metrics(fc, &e) < 0) {
+	if (metrics_configured(fc) && md_fc_flush_metrics(fc, &e) < 0) {
 		md_warn("%s (continuing the shutdown)", e->msg);
 		md_err_free(&e);
 	}
@@ -548,7 +558,7 @@ int md_fc_reboot(struct md_fc *fc, uint64_t timeout_ns, json_t **out, md_err **e
 		return md_fail(err, 0, "reboot: cannot learn Firecracker's pid from its socket; pass --pid");
 	if (strcmp(state, "Paused") == 0 && md_fc_resume(fc, err) < 0)
 		return -1;
-	if (md_fc_flush_metrics(fc, err) < 0 || md_fc_ctrl_alt_del(fc, err) < 0)
+	if ((metrics_configured(fc) && md_fc_flush_metrics(fc, err) < 0) || md_fc_ctrl_alt_del(fc, err) < 0)
 		return -1;
 	r = md_pid_wait_exit(fc->pid, timeout_ns, err);
 	if (r < 0)
