@@ -12,11 +12,18 @@ setup() {
 	T=$BATS_TEST_TMPDIR
 	PIDS=()
 	touch "$T/vmlinux" "$T/initrd" "$T/root.ext4" "$T/data.img"
-	# Firecracker: the stand-in by default; the real one where it can run (then the call log
-	# assertions, which only the stand-in can record, are skipped by fc_is_standin).
+	# Firecracker: the stand-in by default; the real one where it can run a guest (then the call
+	# log assertions, which only the stand-in can record, are left out by fc_is_standin, and the
+	# test guest's files replace the empty ones).
 	FC_KIND=standin
-	if command -v firecracker >/dev/null 2>&1 && [ -w /dev/kvm ] && [ "${METALD_FC_STANDIN:-0}" != 1 ]; then
-		FC_KIND=real
+	if [ "${METALD_FC_STANDIN:-0}" != 1 ] && command -v firecracker >/dev/null 2>&1 && [ -w /dev/kvm ]; then
+		guest
+		if [ "$(metald-boot accel --kernel "$KERNEL" --json | jq -r .accel)" = kvm ]; then
+			FC_KIND=real
+			ln -sf "$KERNEL" "$T/vmlinux"
+			ln -sf "$INITRD" "$T/initrd"
+			cp "$ROOTFS" "$T/root.ext4"
+		fi
 	fi
 }
 
