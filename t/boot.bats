@@ -532,6 +532,17 @@ ticks_gt() { [ "$(grep -c '^tick' "$T/serial")" -gt "$1" ]; }
 	[ "$(echo "$output" | jq -r .stopped)" = quit ]
 }
 
+@test "qemu: a guest that ignores the power button: shutdown times out (124) and QEMU is stopped anyway" {
+	guest
+	qcfg "metald.run=\\\"killall acpid\\\""
+	qemu_up
+	run_code 0 metald-boot start --vmm qemu --socket "$T/qmp.sock"
+	wait_for 60 grep -q '^METALD-GUEST-RUN-EXIT 0' "$T/serial"
+	run_code 124 metald-boot shutdown --vmm qemu --socket "$T/qmp.sock" --timeout 2s
+	[ "$output" = "metald-boot: shutdown: shutdown: the guest did not power off within 2s; QEMU was stopped with quit" ]
+	wait_for 10 sh -c "! kill -0 $QPID 2>/dev/null"
+}
+
 @test "qemu: a root ext4 disk and a data disk" {
 	guest
 	cp "$ROOTFS" "$T/root.ext4"
