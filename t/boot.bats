@@ -34,6 +34,7 @@ teardown() {
 		kill -9 "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
+	[ -z "${NETNS_MADE:-}" ] || ip netns del "$NETNS_MADE" 2>/dev/null || true
 	# leak_check compares every process on the machine: on a shared development machine other
 	# people's QEMUs and probes come and go, so it runs where the suite has the machine to
 	# itself (CI, METALD_REQUIRE_ALL=1).
@@ -541,6 +542,35 @@ ticks_gt() { [ "$(grep -c '^tick' "$T/serial")" -gt "$1" ]; }
 	run_code 124 metald-boot shutdown --vmm qemu --socket "$T/qmp.sock" --timeout 2s
 	[ "$output" = "metald-boot: shutdown: shutdown: the guest did not power off within 2s; QEMU was stopped with quit" ]
 	wait_for 10 sh -c "! kill -0 $QPID 2>/dev/null"
+}
+
+@test "qemu: virtio-net on a tap with metald-net's JSON: the guest gets its addresses and answers ping" {
+	require_root
+	require_cmd ip ping
+	guest
+	local p ns args
+	p=$(md_prefix)
+	ns="${p}vm"
+	ip netns add "$ns"
+	NETNS_MADE=$ns
+	ip -n "$ns" link set lo up
+	ip -n "$ns" tuntap add "${p}t0" mode tap
+	ip -n "$ns" addr add 10.99.0.1/24 dev "${p}t0"
+	ip -n "$ns" link set "${p}t0" up
+	printf '{"id":"vm1","tap":"%s","mac":"02:00:0a:63:00:02","kernel_args":"%s"}\n' "${p}t0" \
+		"ip=10.99.0.2::10.99.0.1:255.255.255.0::eth0:off metald.ipv6=fd99::2/64" >"$T/net.json"
+	qcfg ""
+	rm -f "$T/qmp.sock" "$T/serial"
+	metald-boot argv --vmm qemu --config "$T/qcfg.json" --net "$T/net.json" --qmp "$T/qmp.sock" \
+		--serial "$T/serial" --accel "${ACCEL:-tcg}" --null >"$T/argv"
+	mapfile -d '' args <"$T/argv"
+	ip netns exec "$ns" "${args[@]}" >"$T/qemu.out" 2>&1 &
+	QPID=$!
+	PIDS+=("$QPID")
+	run_code 0 metald-boot start --vmm qemu --socket "$T/qmp.sock" --timeout 30s
+	wait_for 60 grep -q '^METALD-GUEST-READY ipv4=10.99.0.2/24 ipv6=fd99::2/64 mac=02:00:0a:63:00:02' "$T/serial"
+	ip netns exec "$ns" ping -c 1 -W 5 10.99.0.2
+	run_code 0 metald-boot shutdown --vmm qemu --socket "$T/qmp.sock" --timeout 30s
 }
 
 @test "qemu: a root ext4 disk and a data disk" {
