@@ -8,6 +8,8 @@
 #     `metald-boot start`, beside a plain qemu-system-x86_64 command line booting the same guest
 #     (no -S, no QMP), alternating, same run.
 # Usage: t/bench/boot.sh [FC_RUNS [QEMU_RUNS]]   (defaults 30 and 5; METALD_BUILD as in the tests)
+# `make bench` runs it with sh: it needs bash (arrays, mapfile)
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -eu
 cd "$(dirname "$0")/../.."
 TOP=$(pwd)
@@ -94,12 +96,13 @@ done
 	stats metald-boot-per-request-rtt "${md_rtt[@]}"
 	stats curl-script-wall "${cu_wall[@]}"
 	stats curl-script-driver "${cu_driver[@]}"
-} | column -t
+} | awk '{ printf "%-30s %10s %10s %10s %10s\n", $1, $2, $3, $4, $5 }'
 med() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo "requests per boot: $n"
 awk -v a="$(med "${cu_wall[@]}")" -v b="$(med "${md_wall[@]}")" 'BEGIN { printf "ratio curl-script / metald-boot (median wall): %.1f\n", a / b }'
 
 # ---------------------------------------------------------------- QEMU
+[ "$QEMU_RUNS" -gt 0 ] || exit 0
 command -v qemu-system-x86_64 >/dev/null || { echo "no qemu-system-x86_64: QEMU part skipped" >&2; exit 0; }
 G=$(sh share/metald/guest/build-guest --out "$TOP/build/guest" 2>/dev/null)
 KERNEL=$(echo "$G" | jq -r .kernel) INITRD=$(echo "$G" | jq -r .initrd) CMDLINE=$(echo "$G" | jq -r .cmdline)
@@ -146,5 +149,5 @@ done
 	echo "what min median mean max"
 	stats metald-boot-argv+start "${q_md[@]}"
 	stats plain-qemu "${q_plain[@]}"
-} | column -t
+} | awk '{ printf "%-30s %10s %10s %10s %10s\n", $1, $2, $3, $4, $5 }'
 awk -v a="$(med "${q_md[@]}")" -v b="$(med "${q_plain[@]}")" 'BEGIN { printf "metald-boot overhead (median): %+.1f%%\n", (a - b) / b * 100 }'
