@@ -401,11 +401,26 @@ int md_fc_status(struct md_fc *fc, bool with_config, json_t **out, md_err **err)
 			"socket", fc->sock);
 	if (fc->pid > 0)
 		json_object_set_new(res, "pid", json_integer(fc->pid));
-	if (with_config) {
-		if (call(fc, "GET", "/vm/config", NULL, 200, &vmcfg, err) < 0)
-			return -1;
+	/* a summary of what the VMM was configured with, the whole of it with --full */
+	if (call(fc, "GET", "/vm/config", NULL, 200, &vmcfg, err) < 0)
+		return -1;
+	json_t *mc = json_object_get(vmcfg, "machine-config"), *ids = json_array(), *d;
+	size_t i;
+	if (json_object_get(mc, "vcpu_count"))
+		json_object_set(res, "vcpu_count", json_object_get(mc, "vcpu_count"));
+	if (json_object_get(mc, "mem_size_mib"))
+		json_object_set(res, "mem_size_mib", json_object_get(mc, "mem_size_mib"));
+	json_array_foreach(json_object_get(vmcfg, "drives"), i, d)
+		json_array_append(ids, json_object_get(d, "drive_id"));
+	json_object_set_new(res, "drives", ids);
+	ids = json_array();
+	json_array_foreach(json_object_get(vmcfg, "network-interfaces"), i, d)
+		json_array_append(ids, json_object_get(d, "iface_id"));
+	json_object_set_new(res, "interfaces", ids);
+	if (with_config)
 		json_object_set_new(res, "config", vmcfg);
-	}
+	else
+		json_decref(vmcfg);
 	*out = steal_pointer(&res);
 	return 0;
 }

@@ -288,7 +288,8 @@ GET /" ]
 	[ "$(echo "$output" | jq -r .pid)" = "$FC_PID" ]
 	[ "$(echo "$output" | jq -r '.config["machine-config"].mem_size_mib')" = 128 ]
 	run_code 0 metald-boot status --vmm firecracker --socket "$T/api.sock"
-	[[ "$output" == *"state        VM_STATE_RUNNING"* ]]
+	[[ "$output" == *"state         VM_STATE_RUNNING"* ]]
+	[[ "$output" == *"drives        rootfs"* ]]
 	lines_before=$(wc -l <"$T/metrics")
 	run_code 0 metald-boot flush-metrics --vmm firecracker --socket "$T/api.sock"
 	[ "$(wc -l <"$T/metrics")" -eq $((lines_before + 1)) ]
