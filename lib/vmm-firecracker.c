@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 #include "http.h"
@@ -82,23 +83,42 @@ int md_fc_open(struct md_fc **out, const char *sock, uint64_t timeout_ns, pid_t 
 	_cleanup_json_ json_t *v = NULL;
 	struct md_fc *fc;
 	const char *ver;
-	int fd, major = -1;
+	struct stat st;
+	md_err *e = NULL;
+	int major = -1, r = -1;
 
-	fd = md_unix_connect_wait(sock, timeout_ns, pid, err);
-	if (fd < 0)
-		return md_err_wrap(err, "firecracker");
 	fc = calloc(1, sizeof(*fc));
 	if (fc == NULL)
 		abort();
-	fc->pid = pid > 0 ? pid : md_unix_peer_pid(fd);
-	close(fd);
 	fc->sock = strdup(sock);
+	fc->pid = pid;
 	/* timeout 0 (do not wait for the socket) still gives the first requests 5 s */
 	fc->deadline = md_now_mono_ns() + (timeout_ns ? timeout_ns : 5000000000ULL);
 	if (md_http_open(&fc->http, sock, remaining(fc), err) < 0)
 		goto fail;
-	if (call(fc, "GET", "/version", NULL, 200, &v, err) < 0)
-		goto fail;
+	/* The usual case, a socket that is there: the first request is the probe (one connection,
+	 * not a probe and then curl's). Otherwise wait for it (inotify), then ask. */
+	if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+		r = call(fc, "GET", "/version", NULL, 200, &v, &e);
+	if (r < 0) {
+		if (e && e->code != MD_EXIT_NOTFOUND) {
+			*err = e;
+			goto fail;
+		}
+		md_err_free(&e);
+		int fd = md_unix_connect_wait(sock, timeout_ns, pid, err);
+		if (fd < 0) {
+			md_err_wrap(err, "firecracker");
+			goto fail;
+		}
+		close(fd);
+		if (call(fc, "GET", "/version", NULL, 200, &v, err) < 0)
+			goto fail;
+	}
+	if (fc->pid <= 0) {
+		int fd = md_http_peer_fd(fc->http);
+		fc->pid = fd >= 0 ? md_unix_peer_pid(fd) : 0;
+	}
 	ver = json_string_value(json_object_get(v, "firecracker_version"));
 	if (ver == NULL) {
 		md_fail(err, 0, "GET /version: no firecracker_version in the answer");
