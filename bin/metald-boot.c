@@ -260,7 +260,6 @@ static int cmd_argv(int argc, char **argv)
 	parse(argc, argv);
 	need_vmm();
 	if (o.vmm == VMM_FC) {
-		_cleanup_free_ char *fcbin = NULL;
 		need(o.socket, "--socket");
 		const char *b = getenv("UNKEY_METALD_FIRECRACKER");
 		arr = json_pack("[s,s,s]", b && *b ? b : "firecracker", "--api-sock", o.socket);
