@@ -119,6 +119,9 @@ GET /" ]
 	[ "$(body_of /actions)" = '{"action_type":"InstanceStart"}' ]
 	# every answer was a success
 	[ -z "$(jq -r 'select(.status >= 400)' "$T/calls")" ]
+	# the config can come on standard input
+	fc_up
+	run_code 0 metald-boot start --vmm firecracker --socket "$T/api.sock" --config - --timeout 10s <"$T/cfg.json"
 }
 
 @test "firecracker: full config (camelCase request, two disks, two NICs, logger, metrics, serial, vsock, entropy, balloon, MMDS)" {
