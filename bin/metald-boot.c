@@ -37,14 +37,14 @@ static const char usage[] =
 	"\n"
 	"Options:\n"
 	"      --vmm qemu|firecracker  the VMM (default: $UNKEY_METALD_VMM)\n"
-	"      --socket SOCK     the VMM's API socket (Firecracker --api-sock, QEMU's QMP socket)\n"
+	"      --socket SOCK     the VMM API socket (Firecracker API socket or QEMU QMP socket)\n"
 	"      --qmp SOCK        argv: QEMU's QMP socket path\n"
 	"      --config FILE     the VM config: the original's VmConfig or CreateVmRequest JSON (- = stdin)\n"
 	"      --net FILE        metald-net create --json output (tap, MAC, ip= arguments, rate limits)\n"
 	"      --serial FILE     the guest's serial console goes to FILE (stdio: QEMU's stdout)\n"
 	"      --accel auto|kvm|tcg  QEMU accelerator (default auto: KVM only if a KVM guest really runs)\n"
 	"      --kernel FILE     accel: the kernel the KVM probe boots\n"
-	"      --name NAME       VM name for the VMM (QEMU -name, Firecracker --id)\n"
+	"      --name NAME       VM name given to the VMM (QEMU name, Firecracker id)\n"
 	"      --null            argv: NUL-separated output (default: one argument per line)\n"
 	"      --in-jail         argv: the config's paths are inside the jail the VMM runs in (not\n"
 	"                        checked here; needs --accel kvm|tcg)\n"
@@ -265,7 +265,6 @@ static int cmd_argv(int argc, char **argv)
 	parse(argc, argv);
 	need_vmm();
 	if (o.vmm == VMM_FC) {
-		_cleanup_free_ char *fcbin = NULL;
 		need(o.socket, "--socket");
 		const char *b = getenv("UNKEY_METALD_FIRECRACKER");
 		arr = json_pack("[s,s,s]", b && *b ? b : "firecracker", "--api-sock", o.socket);
@@ -366,7 +365,11 @@ static int cmd_start(int argc, char **argv)
 	parse(argc, argv);
 	need_vmm();
 	need(o.socket, "--socket");
-	load_spec(&cfg, &spec);
+	/* QEMU got its config on its command line (argv); a config given here is still checked */
+	if (o.vmm == VMM_FC || o.config)
+		load_spec(&cfg, &spec);
+	else
+		memset(&spec, 0, sizeof(spec));
 	t = timeout_or(30000000000ULL);
 	t0 = md_now_mono_ns();
 	if (o.vmm == VMM_FC) {

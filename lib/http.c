@@ -145,6 +145,15 @@ int md_http_request(struct md_http *h, const char *method, const char *path, con
 	return 0;
 }
 
+int md_http_peer_fd(struct md_http *h)
+{
+	curl_socket_t fd = CURL_SOCKET_BAD;
+
+	if (curl_easy_getinfo(h->curl, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+		return -1;
+	return (int)fd;
+}
+
 void md_http_stats(const struct md_http *h, unsigned *requests, uint64_t *total_ns)
 {
 	*requests = h->requests;

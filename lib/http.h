@@ -32,6 +32,9 @@ void md_http_resp_free(struct md_http_resp *r);
 int md_http_request(struct md_http *h, const char *method, const char *path, const char *body,
 		    struct md_http_resp *resp, md_err **err);
 
+/* The socket of the kept-alive connection (after a request), or -1. */
+int md_http_peer_fd(struct md_http *h);
+
 /* Statistics since open: requests made and the total time spent in them. */
 void md_http_stats(const struct md_http *h, unsigned *requests, uint64_t *total_ns);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 #include "http.h"
@@ -82,23 +83,42 @@ int md_fc_open(struct md_fc **out, const char *sock, uint64_t timeout_ns, pid_t 
 	_cleanup_json_ json_t *v = NULL;
 	struct md_fc *fc;
 	const char *ver;
-	int fd, major = -1;
+	struct stat st;
+	md_err *e = NULL;
+	int major = -1, r = -1;
 
-	fd = md_unix_connect_wait(sock, timeout_ns, pid, err);
-	if (fd < 0)
-		return md_err_wrap(err, "firecracker");
 	fc = calloc(1, sizeof(*fc));
 	if (fc == NULL)
 		abort();
-	fc->pid = pid > 0 ? pid : md_unix_peer_pid(fd);
-	close(fd);
 	fc->sock = strdup(sock);
+	fc->pid = pid;
 	/* timeout 0 (do not wait for the socket) still gives the first requests 5 s */
 	fc->deadline = md_now_mono_ns() + (timeout_ns ? timeout_ns : 5000000000ULL);
 	if (md_http_open(&fc->http, sock, remaining(fc), err) < 0)
 		goto fail;
-	if (call(fc, "GET", "/version", NULL, 200, &v, err) < 0)
-		goto fail;
+	/* The usual case, a socket that is there: the first request is the probe (one connection,
+	 * not a probe and then curl's). Otherwise wait for it (inotify), then ask. */
+	if (stat(sock, &st) == 0 && S_ISSOCK(st.st_mode))
+		r = call(fc, "GET", "/version", NULL, 200, &v, &e);
+	if (r < 0) {
+		if (e && e->code != MD_EXIT_NOTFOUND) {
+			*err = e;
+			goto fail;
+		}
+		md_err_free(&e);
+		int fd = md_unix_connect_wait(sock, timeout_ns, pid, err);
+		if (fd < 0) {
+			md_err_wrap(err, "firecracker");
+			goto fail;
+		}
+		close(fd);
+		if (call(fc, "GET", "/version", NULL, 200, &v, err) < 0)
+			goto fail;
+	}
+	if (fc->pid <= 0) {
+		int fd = md_http_peer_fd(fc->http);
+		fc->pid = fd >= 0 ? md_unix_peer_pid(fd) : 0;
+	}
 	ver = json_string_value(json_object_get(v, "firecracker_version"));
 	if (ver == NULL) {
 		md_fail(err, 0, "GET /version: no firecracker_version in the answer");
@@ -401,11 +421,26 @@ int md_fc_status(struct md_fc *fc, bool with_config, json_t **out, md_err **err)
 			"socket", fc->sock);
 	if (fc->pid > 0)
 		json_object_set_new(res, "pid", json_integer(fc->pid));
-	if (with_config) {
-		if (call(fc, "GET", "/vm/config", NULL, 200, &vmcfg, err) < 0)
-			return -1;
+	/* a summary of what the VMM was configured with, the whole of it with --full */
+	if (call(fc, "GET", "/vm/config", NULL, 200, &vmcfg, err) < 0)
+		return -1;
+	json_t *mc = json_object_get(vmcfg, "machine-config"), *ids = json_array(), *d;
+	size_t i;
+	if (json_object_get(mc, "vcpu_count"))
+		json_object_set(res, "vcpu_count", json_object_get(mc, "vcpu_count"));
+	if (json_object_get(mc, "mem_size_mib"))
+		json_object_set(res, "mem_size_mib", json_object_get(mc, "mem_size_mib"));
+	json_array_foreach(json_object_get(vmcfg, "drives"), i, d)
+		json_array_append(ids, json_object_get(d, "drive_id"));
+	json_object_set_new(res, "drives", ids);
+	ids = json_array();
+	json_array_foreach(json_object_get(vmcfg, "network-interfaces"), i, d)
+		json_array_append(ids, json_object_get(d, "iface_id"));
+	json_object_set_new(res, "interfaces", ids);
+	if (with_config)
 		json_object_set_new(res, "config", vmcfg);
-	}
+	else
+		json_decref(vmcfg);
 	*out = steal_pointer(&res);
 	return 0;
 }
@@ -478,6 +513,16 @@ int md_fc_snapshot_load(struct md_fc *fc, const char *snapshot, const char *mem,
 		    204, NULL, err);
 }
 
+/* Was PUT /metrics made? (FlushMetrics without it is a 400.) */
+static bool metrics_configured(struct md_fc *fc)
+{
+	_cleanup_json_ json_t *c = NULL;
+
+	if (call(fc, "GET", "/vm/config", NULL, 200, &c, NULL) < 0)
+		return true; /* let FlushMetrics say what is wrong */
+	return json_is_object(json_object_get(c, "metrics"));
+}
+
 /* Stop the Firecracker process: pid known, signal, bounded wait. */
 static int kill_and_wait(pid_t pid, int sig, uint64_t timeout_ns)
 {
@@ -507,7 +552,7 @@ int md_fc_shutdown(struct md_fc *fc, uint64_t timeout_ns, bool force, json_t **o
 		return 0;
 	}
 	/* the last usage line: SIGTERM/SIGKILL would lose whatever was counted since the last flush */
-	if (md_fc_flush_metrics(fc, &e) < 0) {
+	if (metrics_configured(fc) && md_fc_flush_metrics(fc, &e) < 0) {
 		md_warn("%s (continuing the shutdown)", e->msg);
 		md_err_free(&e);
 	}
@@ -548,7 +593,7 @@ int md_fc_reboot(struct md_fc *fc, uint64_t timeout_ns, json_t **out, md_err **e
 		return md_fail(err, 0, "reboot: cannot learn Firecracker's pid from its socket; pass --pid");
 	if (strcmp(state, "Paused") == 0 && md_fc_resume(fc, err) < 0)
 		return -1;
-	if (md_fc_flush_metrics(fc, err) < 0 || md_fc_ctrl_alt_del(fc, err) < 0)
+	if ((metrics_configured(fc) && md_fc_flush_metrics(fc, err) < 0) || md_fc_ctrl_alt_del(fc, err) < 0)
 		return -1;
 	r = md_pid_wait_exit(fc->pid, timeout_ns, err);
 	if (r < 0)

@@ -45,8 +45,9 @@ int md_fc_boot(struct md_fc *fc, const struct md_vm_spec *spec, const struct md_
 
 /* GET /: "Not started", "Running" or "Paused" (malloc'd). */
 int md_fc_state(struct md_fc *fc, char **state, md_err **err);
-/* {"vmm":"firecracker","state":"VM_STATE_..","vmm_state":..,"id":..,"vmm_version":..,"pid":..,
- *  "config": GET /vm/config} */
+/* GET / and GET /vm/config: {"vmm":"firecracker","state":"VM_STATE_..","vmm_state":..,"id":..,
+ * "vmm_version":..,"pid":..,"vcpu_count":..,"mem_size_mib":..,"drives":[ids],"interfaces":[ids]},
+ * plus "config" (the whole GET /vm/config) with with_config. */
 int md_fc_status(struct md_fc *fc, bool with_config, json_t **out, md_err **err);
 
 /* PATCH /vm. Pausing a paused VM and resuming a running one succeed (Firecracker treats them as

@@ -1,0 +1,287 @@
+/* Unit tests of the VMM plumbing: the boot spec (lib/vmspec.c), the socket wait (lib/unixsock.c)
+ * and QEMU's argv (lib/vmm-qemu.c). */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../lib/cleanup.h"
+#include "../../lib/config.h"
+#include "../../lib/state.h"
+#include "../../lib/unixsock.h"
+#include "../../lib/vmm-qemu.h"
+#include "../../lib/vmspec.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/test-vmm-XXXXXX";
+
+static struct md_config *cfg_of(const char *text)
+{
+	struct md_config *c = NULL;
+	md_err *err = NULL;
+
+	if (md_config_parse_string(text, &c, &err) < 0) {
+		printf("# config: %s\n", err->msg);
+		md_err_free(&err);
+	}
+	return c;
+}
+
+static char *dumps(json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT) : strdup("null");
+}
+
+static void rate_limits(void)
+{
+	struct md_cfg_rate_limit a = { .set = true, .bandwidth = 1048576, .refill_time = 500, .burst = 4096 };
+	struct md_cfg_rate_limit b = { .set = true, .bandwidth = 1000 };
+	struct md_cfg_rate_limit c = { .set = true };
+	struct md_cfg_rate_limit d = { .set = false, .bandwidth = 5 };
+	struct md_cfg_rate_limit e = { .set = true, .bandwidth = INT64_MAX, .refill_time = 1000 };
+	json_t *j;
+	char *s;
+
+	j = md_rate_limit_to_fc(&a);
+	s = dumps(j);
+	is_str(s, "{\"bandwidth\":{\"size\":524288,\"refill_time\":500,\"one_time_burst\":4096}}", "bucket per refill period");
+	free(s);
+	json_decref(j);
+	j = md_rate_limit_to_fc(&b);
+	s = dumps(j);
+	is_str(s, "{\"bandwidth\":{\"size\":1000,\"refill_time\":1000}}", "refill_time defaults to 1000 ms, no burst");
+	free(s);
+	json_decref(j);
+	ok(md_rate_limit_to_fc(&c) == NULL, "an all-zero limit limits nothing");
+	ok(md_rate_limit_to_fc(&d) == NULL, "an absent limit limits nothing");
+	j = md_rate_limit_to_fc(&e);
+	ok(j && json_integer_value(json_object_get(json_object_get(j, "bandwidth"), "size")) > 0, "no overflow at INT64_MAX");
+	json_decref(j);
+}
+
+#define BASE "\"cpu\":{\"vcpu_count\":1},\"memory\":{\"size_bytes\":134217728},\"storage\":[{\"path\":\"/r\"}]"
+
+static void specs(void)
+{
+	struct md_config *c;
+	struct md_vm_spec s;
+	md_err *err = NULL;
+	json_t *net = json_loads("{\"tap\":\"tapn\",\"mac\":\"02:00:00:00:00:05\",\"kernel_args\":\"ip=1.2.3.4::1.2.3.1:24::eth0:off\","
+				 "\"rate_limit\":{\"rx\":{\"ops\":{\"size\":1,\"refill_time\":2}}}}", 0, NULL);
+
+	c = cfg_of("{" BASE ",\"boot\":{\"kernel_path\":\"/k\"}}");
+	ok(c && md_vm_spec_build(&s, c, NULL, &err) == 0, "no network, no net");
+	is_str(s.kernel_args, MD_DEFAULT_KERNEL_ARGS, "default kernel args");
+	is_int(s.n_nics, 0, "no NICs");
+	md_vm_spec_free(&s);
+	ok(md_vm_spec_build(&s, c, net, &err) == 0, "net alone gives eth0");
+	is_int(s.n_nics, 1, "one NIC");
+	is_str(s.nics[0].id, "eth0", "eth0");
+	is_str(s.nics[0].tap, "tapn", "tap from net");
+	is_str(s.nics[0].mac, "02:00:00:00:00:05", "mac from net");
+	ok(s.nics[0].rx_limiter && !s.nics[0].tx_limiter, "rx limiter from net");
+	is_str(s.kernel_args, MD_DEFAULT_KERNEL_ARGS " ip=1.2.3.4::1.2.3.1:24::eth0:off", "net args appended");
+	md_vm_spec_free(&s);
+	md_config_free(c);
+
+	c = cfg_of("{" BASE ",\"boot\":{\"kernel_path\":\"/k\",\"kernel_args\":\"a=1\"},\"network\":[{\"id\":\"n0\","
+		   "\"tap_device\":\"t0\",\"mac_address\":\"02:00:00:00:00:01\",\"tx_rate_limit\":{\"bandwidth\":10}},{}]}");
+	ok(c && md_vm_spec_build(&s, c, NULL, &err) < 0, "a NIC without a tap and no net is refused");
+	is_str(err ? err->msg : NULL, "config.network[1].tap_device: is required (or pass --net with metald-net's JSON)",
+	       "message names the NIC");
+	md_err_free(&err);
+	md_config_free(c);
+	c = cfg_of("{" BASE ",\"boot\":{\"kernel_path\":\"/k\",\"kernel_args\":\"a=1\"},\"network\":[{\"id\":\"n0\","
+		   "\"tap_device\":\"t0\",\"mac_address\":\"02:00:00:00:00:01\",\"tx_rate_limit\":{\"bandwidth\":10}},"
+		   "{\"tap_device\":\"t1\"}]}");
+	ok(c && md_vm_spec_build(&s, c, net, &err) == 0, "two NICs with net");
+	is_str(s.nics[0].id, "n0", "config id kept");
+	is_str(s.nics[0].tap, "tapn", "net overrides the first tap");
+	ok(s.nics[0].tx_limiter != NULL, "config tx limit kept where net has none");
+	is_str(s.nics[1].id, "eth1", "second NIC eth1");
+	is_str(s.nics[1].tap, "t1", "second tap from config");
+	ok(s.nics[1].mac == NULL, "no MAC: the VMM picks one");
+	is_str(s.kernel_args, "a=1 ip=1.2.3.4::1.2.3.1:24::eth0:off", "config args then net args");
+	md_vm_spec_free(&s);
+	json_t *bad = json_loads("{\"mac\":\"02:00:00:00:00:05\"}", 0, NULL);
+	ok(md_vm_spec_build(&s, c, bad, &err) < 0 && err && err->code == MD_EXIT_USAGE, "net without a tap is refused");
+	md_err_free(&err);
+	json_decref(bad);
+	md_config_free(c);
+	json_decref(net);
+}
+
+static int listen_at(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
+		return -1;
+	return fd;
+}
+
+static void socket_wait(void)
+{
+	char *sock = md_path_join(dir, "a.sock"), *deep = md_strdup_printf("%s/x/y/b.sock", dir);
+	md_err *err = NULL;
+	uint64_t t0;
+	pid_t pid;
+	int fd, st;
+
+	ok(md_unix_connect_wait(sock, 0, 0, &err) < 0 && err && err->code == MD_EXIT_NOTFOUND,
+	   "no socket, no wait: class 3 (%s)", err ? err->msg : "");
+	md_err_free(&err);
+	t0 = md_now_mono_ns();
+	ok(md_unix_connect_wait(sock, 200000000ULL, 0, &err) < 0 && err && err->code == MD_EXIT_TIMEOUT,
+	   "no socket within 200 ms: class 124");
+	ok(md_now_mono_ns() - t0 >= 200000000ULL && md_now_mono_ns() - t0 < 1000000000ULL, "waited about the timeout");
+	md_err_free(&err);
+
+	/* appears later, in a directory that does not exist yet */
+	pid = fork();
+	if (pid == 0) {
+		usleep(150000);
+		char *d = md_strdup_printf("%s/x/y", dir);
+		md_mkdir_p(d, 0755, NULL);
+		usleep(50000);
+		int l = listen_at(deep);
+		usleep(500000);
+		_exit(l < 0);
+	}
+	t0 = md_now_mono_ns();
+	fd = md_unix_connect_wait(deep, 5000000000ULL, 0, &err);
+	ok(fd >= 0, "a socket created later under a new directory is found%s%s", err ? ": " : "", err ? err->msg : "");
+	ok(md_now_mono_ns() - t0 < 1000000000ULL, "found promptly (%.0f ms)", (double)(md_now_mono_ns() - t0) / 1e6);
+	if (fd >= 0) {
+		is_int(md_unix_peer_pid(fd), pid, "SO_PEERCRED gives the listener's pid");
+		close(fd);
+	}
+	md_err_free(&err);
+	waitpid(pid, &st, 0);
+
+	/* the process we wait for dies first */
+	pid = fork();
+	if (pid == 0) {
+		usleep(100000);
+		_exit(0);
+	}
+	t0 = md_now_mono_ns();
+	ok(md_unix_connect_wait(sock, 5000000000ULL, pid, &err) < 0 && err && err->code == MD_EXIT_NOTFOUND,
+	   "the wait ends when the VMM exits: %s", err ? err->msg : "");
+	ok(md_now_mono_ns() - t0 < 2000000000ULL, "without waiting for the timeout");
+	md_err_free(&err);
+	waitpid(pid, &st, 0);
+
+	pid = fork();
+	if (pid == 0) {
+		usleep(100000);
+		_exit(0);
+	}
+	is_int(md_pid_wait_exit(pid, 5000000000ULL, NULL), 0, "md_pid_wait_exit sees the exit");
+	waitpid(pid, &st, 0);
+	pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	is_int(md_pid_wait_exit(pid, 100000000ULL, NULL), 1, "md_pid_wait_exit times out on a live process");
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	free(sock);
+	free(deep);
+}
+
+static void qemu_argv(void)
+{
+	char *k = md_path_join(dir, "k"), *r = md_path_join(dir, "r"), *d = md_path_join(dir, "d,x");
+	char *text;
+	struct md_config *c;
+	struct md_vm_spec s;
+	md_err *err = NULL;
+	char **av = NULL;
+	enum md_accel used;
+	enum md_accel a;
+
+	ok(md_accel_parse("tcg", &a, NULL) == 0 && a == MD_ACCEL_TCG, "accel tcg");
+	ok(md_accel_parse("kvm", &a, NULL) == 0 && a == MD_ACCEL_KVM, "accel kvm");
+	ok(md_accel_parse("auto", &a, NULL) == 0 && a == MD_ACCEL_AUTO, "accel auto");
+	ok(md_accel_parse("hvf", &a, &err) < 0 && err && err->code == MD_EXIT_USAGE, "accel hvf refused");
+	md_err_free(&err);
+	fclose(fopen(k, "w"));
+	fclose(fopen(r, "w"));
+	fclose(fopen(d, "w"));
+	setenv("UNKEY_METALD_QEMU", "/bin/true", 1);
+	text = md_strdup_printf("{\"cpu\":{\"vcpu_count\":2},\"memory\":{\"size_bytes\":134217728},\"boot\":{\"kernel_path\":\"%s\","
+				"\"kernel_args\":\"console=ttyS0\"},\"storage\":[{\"path\":\"%s\",\"read_only\":true},"
+				"{\"id\":\"r\",\"path\":\"%s\",\"is_root_device\":true,\"read_only\":true}],"
+				"\"network\":[{\"tap_device\":\"tq\"}]}",
+				k, d, r);
+	c = cfg_of(text);
+	ok(c && md_vm_spec_build(&s, c, NULL, &err) == 0, "spec");
+	struct md_qemu_opts o = { .accel = MD_ACCEL_TCG, .qmp = "/run/q.sock" };
+	ok(md_qemu_argv(&s, &o, &av, &used, &err) == 0, "argv%s%s", err ? ": " : "", err ? err->msg : "");
+	if (av) {
+		_cleanup_free_ char *joined = NULL;
+		size_t n = 0;
+		for (char **p = av; *p; p++)
+			n += strlen(*p) + 1;
+		joined = calloc(1, n + 1);
+		for (char **p = av; *p; p++) {
+			strcat(joined, *p);
+			if (p[1])
+				strcat(joined, " ");
+		}
+		char *want = md_strdup_printf(
+			"/bin/true -M microvm -accel tcg -smp 2 -m 128M -nodefaults -no-user-config -display none -S "
+			"-qmp unix:/run/q.sock,server=on,wait=off -serial null -kernel %s -append console=ttyS0 root=/dev/vda ro "
+			"-drive id=r,file=%s,format=raw,if=none,readonly=on -device virtio-blk-device,drive=r "
+			"-drive id=drive_0,file=%s/d,,x,format=raw,if=none,readonly=on -device virtio-blk-device,drive=drive_0 "
+			"-netdev tap,id=eth0,ifname=tq,script=no,downscript=no -device virtio-net-device,netdev=eth0",
+			k, r, dir);
+		is_str(joined, want, "the whole argv: root disk first, commas doubled, ro root");
+		is_int(used, MD_ACCEL_TCG, "accel used");
+		free(want);
+		md_argv_free(av);
+	}
+	o.qmp = NULL;
+	ok(md_qemu_argv(&s, &o, &av, &used, &err) < 0 && err && err->code == MD_EXIT_USAGE, "no QMP socket: class 2");
+	md_err_free(&err);
+	o.qmp = "/q";
+	unlink(r);
+	ok(md_qemu_argv(&s, &o, &av, &used, &err) < 0 && err && err->code == MD_EXIT_NOTFOUND, "missing disk: class 3");
+	like(err ? err->msg : NULL, "config.storage[1].path", "names the disk");
+	md_err_free(&err);
+	setenv("UNKEY_METALD_QEMU", "/nonexistent/qemu", 1);
+	fclose(fopen(r, "w"));
+	ok(md_qemu_argv(&s, &o, &av, &used, &err) < 0 && err && err->code == MD_EXIT_MISSING, "no QEMU: class 5");
+	md_err_free(&err);
+	unsetenv("UNKEY_METALD_QEMU");
+	is_str(md_qemu_state_name("prelaunch"), "VM_STATE_CREATED", "prelaunch");
+	is_str(md_qemu_state_name("paused"), "VM_STATE_PAUSED", "paused");
+	is_str(md_qemu_state_name("guest-panicked"), "VM_STATE_SHUTDOWN", "panicked");
+	is_str(md_qemu_state_name("inmigrate"), "VM_STATE_UNSPECIFIED", "other");
+	md_vm_spec_free(&s);
+	md_config_free(c);
+	free(text);
+	free(k);
+	free(r);
+	free(d);
+}
+
+int main(void)
+{
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	rate_limits();
+	specs();
+	socket_wait();
+	qemu_argv();
+	md_rm_rf(dir, NULL);
+	return done_testing();
+}
