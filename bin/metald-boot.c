@@ -36,7 +36,7 @@ static const char usage[] =
 	"  restore   Firecracker: --snapshot FILE --mem FILE [--resume] (on a fresh process)\n"
 	"\n"
 	"Options:\n"
-	"      --vmm qemu|firecracker  the VMM (default: $UNKEY_METALD_VMM)\n"
+	"      --vmm qemu|firecracker  the VMM (default: $UNKEY_METALD_BACKEND)\n"
 	"      --socket SOCK     the VMM API socket (Firecracker API socket or QEMU QMP socket)\n"
 	"      --qmp SOCK        argv: QEMU's QMP socket path\n"
 	"      --config FILE     the VM config: the original's VmConfig or CreateVmRequest JSON (- = stdin)\n"
@@ -138,7 +138,7 @@ static struct {
 static void parse(int argc, char **argv)
 {
 	md_err *err = NULL;
-	const char *env = getenv("UNKEY_METALD_VMM");
+	const char *env = getenv("UNKEY_METALD_BACKEND");
 	uint64_t u;
 	int c;
 
@@ -149,7 +149,7 @@ static void parse(int argc, char **argv)
 		else if (strcmp(env, "firecracker") == 0)
 			o.vmm = VMM_FC;
 		else
-			md_die_msg(MD_EXIT_USAGE, "UNKEY_METALD_VMM `%s`: must be qemu or firecracker", env);
+			md_die_msg(MD_EXIT_USAGE, "UNKEY_METALD_BACKEND `%s`: must be qemu or firecracker", env);
 	}
 	while ((c = getopt_long(argc, argv, MD_CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
 		if (md_cli_common(c, optarg))
@@ -266,7 +266,7 @@ static int cmd_argv(int argc, char **argv)
 	need_vmm();
 	if (o.vmm == VMM_FC) {
 		need(o.socket, "--socket");
-		const char *b = getenv("UNKEY_METALD_FIRECRACKER");
+		const char *b = getenv("UNKEY_METALD_FIRECRACKER_BIN");
 		arr = json_pack("[s,s,s]", b && *b ? b : "firecracker", "--api-sock", o.socket);
 		if (o.name) {
 			json_array_append_new(arr, json_string("--id"));

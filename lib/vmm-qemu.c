@@ -38,7 +38,7 @@ const char *md_accel_name(enum md_accel a)
 
 int md_qemu_binary(char **out, md_err **err)
 {
-	const char *name = getenv("UNKEY_METALD_QEMU");
+	const char *name = getenv("UNKEY_METALD_QEMU_BIN");
 	const char *path = getenv("PATH");
 
 	if (name == NULL || *name == '\0')

@@ -14,7 +14,7 @@ enum md_accel { MD_ACCEL_AUTO = 0, MD_ACCEL_KVM, MD_ACCEL_TCG };
 int md_accel_parse(const char *s, enum md_accel *out, md_err **err);
 const char *md_accel_name(enum md_accel a);
 
-/* The QEMU binary: $UNKEY_METALD_QEMU, else qemu-system-x86_64, resolved in PATH (malloc'd).
+/* The QEMU binary: $UNKEY_METALD_QEMU_BIN, else qemu-system-x86_64, resolved in PATH (malloc'd).
  * Not found is class 5. */
 int md_qemu_binary(char **out, md_err **err);
 

@@ -216,7 +216,7 @@ static void qemu_argv(void)
 	fclose(fopen(k, "w"));
 	fclose(fopen(r, "w"));
 	fclose(fopen(d, "w"));
-	setenv("UNKEY_METALD_QEMU", "/bin/true", 1);
+	setenv("UNKEY_METALD_QEMU_BIN", "/bin/true", 1);
 	text = md_strdup_printf("{\"cpu\":{\"vcpu_count\":2},\"memory\":{\"size_bytes\":134217728},\"boot\":{\"kernel_path\":\"%s\","
 				"\"kernel_args\":\"console=ttyS0\"},\"storage\":[{\"path\":\"%s\",\"read_only\":true},"
 				"{\"id\":\"r\",\"path\":\"%s\",\"is_root_device\":true,\"read_only\":true}],"
@@ -257,11 +257,11 @@ static void qemu_argv(void)
 	ok(md_qemu_argv(&s, &o, &av, &used, &err) < 0 && err && err->code == MD_EXIT_NOTFOUND, "missing disk: class 3");
 	like(err ? err->msg : NULL, "config.storage[1].path", "names the disk");
 	md_err_free(&err);
-	setenv("UNKEY_METALD_QEMU", "/nonexistent/qemu", 1);
+	setenv("UNKEY_METALD_QEMU_BIN", "/nonexistent/qemu", 1);
 	fclose(fopen(r, "w"));
 	ok(md_qemu_argv(&s, &o, &av, &used, &err) < 0 && err && err->code == MD_EXIT_MISSING, "no QEMU: class 5");
 	md_err_free(&err);
-	unsetenv("UNKEY_METALD_QEMU");
+	unsetenv("UNKEY_METALD_QEMU_BIN");
 	is_str(md_qemu_state_name("prelaunch"), "VM_STATE_CREATED", "prelaunch");
 	is_str(md_qemu_state_name("paused"), "VM_STATE_PAUSED", "paused");
 	is_str(md_qemu_state_name("guest-panicked"), "VM_STATE_SHUTDOWN", "panicked");
