@@ -123,7 +123,8 @@ int md_vmrec_list(const struct md_paths *p, char ***ids, size_t *n, md_err **err
 		v = nv;
 		v[cnt++] = strdup(de->d_name);
 	}
-	qsort(v, cnt, sizeof(*v), cmp_str);
+	if (cnt > 1)
+		qsort(v, cnt, sizeof(*v), cmp_str);
 	*ids = v;
 	*n = cnt;
 	return 0;
