@@ -71,13 +71,14 @@ $(B)/t/helpers/%: t/helpers/%.c
 deps:
 	@sh t/deps.sh
 
-# The test command: install dependencies, build (normal and sanitized), run unit tests under both
-# builds and the bats suite, then print one summary line.
+# The test command: install dependencies, build (normal and ASan+UBSan), lint the man pages, run
+# the unit tests and the bats suites against both builds, then print one summary line.
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all
 	$(Q)$(MAKE) --no-print-directory lint-man
-	$(Q)METALD_BUILD=$(B) METALD_UNIT_BUILDS="$(sort build $(B) build/san)" sh t/run-tests
+	$(Q)METALD_BUILD=$(B) METALD_UNIT_BUILDS="$(sort build $(B) build/san)" \
+	    METALD_BATS_BUILDS="$(sort build $(B) build/san)" sh t/run-tests
 
 check-unit: all
 	$(Q)METALD_BUILD=$(B) METALD_ONLY=unit sh t/run-tests
