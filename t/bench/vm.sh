@@ -39,7 +39,7 @@ echo "$json" | jq -r .cmdline > "$tmp/guest/cmdline"
 export UNKEY_METALD_GUEST_DIR="$tmp/guest" UNKEY_METALD_CGROUP_PARENT="$cg"
 
 now() { date +%s%N; }
-median() { sort -n | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+median() { sort -n | awk '{a[NR] = $1} END {if (NR % 2) printf "%d\n", a[(NR + 1) / 2]; else printf "%d\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ms() { awk -v n="$1" 'BEGIN {printf "%.1f", n / 1000000}'; }
 
 # --- 1a. QEMU: metald-vm create --boot, and the plain QEMU start beside it -------------------
@@ -81,7 +81,7 @@ for i in $(seq 1 "$N"); do
 	vm delete "f$i" --force > /dev/null
 	rm -f "$tmp/fc.sock"
 	t0=$(now)
-	python3 "$top/t/helpers/fc-standin" --api-sock "$tmp/fc.sock" &
+	/usr/bin/python3 "$top/t/helpers/fc-standin" --api-sock "$tmp/fc.sock" &
 	fpid=$!
 	while [ ! -S "$tmp/fc.sock" ]; do :; done
 	echo $(($(now) - t0)) >> "$tmp/plain-fc"
