@@ -96,7 +96,7 @@ demo: deps all
 	$(Q)sh share/metald/examples/demo.sh
 
 bench: all
-	$(Q)for b in t/bench/*.sh; do [ -e "$$b" ] && sh "$$b"; done
+	$(Q)for b in t/bench/*.sh; do [ -e "$$b" ] && bash "$$b"; done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man7 \

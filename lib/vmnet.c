@@ -70,7 +70,7 @@ static void fault(const char *step)
 {
 	const char *f = getenv("METALD_FAULT");
 
-	/* -vv: where a create spends its time (docs/performance-net.md) */
+	/* -vv: where a create spends its time (docs/performance.md) */
 	md_debug("create: `%s` done at %.2f ms", step, (double)(md_now_mono_ns() - create_t0) / 1e6);
 
 	if (f && strncmp(f, "net-create:", 11) == 0 && strcmp(f + 11, step) == 0)

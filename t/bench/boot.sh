@@ -1,5 +1,5 @@
 #!/bin/bash
-# Benchmark of metald-boot's drivers (results: docs/performance-boot.md).
+# Benchmark of metald-boot's drivers (results: docs/performance.md).
 #  1. Firecracker: the whole boot sequence made by `metald-boot start` against fc-standin (the
 #     test double of Firecracker's API), beside the same requests made by `curl --unix-socket`
 #     commands in a shell script, in the same run. Driver time = wall time of metald-boot minus the
