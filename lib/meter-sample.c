@@ -145,49 +145,6 @@ void md_meter_target_free(struct md_meter_target *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* ---- pids ------------------------------------------------------------------------------------- */
-
-int md_meter_pid_start(pid_t pid, uint64_t *start)
-{
-	char path[64], buf[1024];
-	_cleanup_close_ int fd = -1;
-	ssize_t n;
-	char *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* comm may hold spaces and parentheses: fields count from the last ')' (field 2's end) */
-	p = strrchr(buf, ')');
-	if (p == NULL || p[1] != ' ')
-		return -1;
-	/* a zombie has exited: its counters are final even before the parent reaps it */
-	if (p[2] == 'Z' || p[2] == 'X')
-		return -1;
-	p++;
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (p == NULL)
-			return -1;
-	}
-	*start = strtoull(p + 1, NULL, 10);
-	return 0;
-}
-
-bool md_meter_pid_alive(pid_t pid, uint64_t pid_start)
-{
-	uint64_t st;
-
-	if (md_meter_pid_start(pid, &st) < 0)
-		return false;
-	return pid_start == 0 || st == pid_start;
-}
-
 /* ---- netlink, one socket per network namespace ------------------------------------------------ */
 
 struct nlsock {

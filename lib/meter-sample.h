@@ -66,10 +66,6 @@ json_t *md_meter_sample_json(const struct md_meter_target *t, const struct md_me
 json_t *md_meter_counters_json(const struct md_meter_counters *c);
 int md_meter_counters_from_json(json_t *j, struct md_meter_counters *c);
 
-/* Field 22 of /proc/PID/stat. Returns -1 (no error object) when the process is gone. */
-int md_meter_pid_start(pid_t pid, uint64_t *start);
-/* true when pid runs and has the start time pid_start (0 = do not check). */
-bool md_meter_pid_alive(pid_t pid, uint64_t pid_start);
 
 /* Release the cached netlink sockets (one per network namespace). */
 void md_meter_net_cleanup(void);

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "meter-fc.h"
 #include "meter-sample.h"
+#include "proc.h"
 #include "meter.h"
 
 #define NS_MS 1000000ULL
@@ -721,7 +722,7 @@ static void activate(struct meter *m, struct vm *v, struct md_meter_target *t)
 		ev.data.ptr = v;
 		epoll_ctl(m->epfd, EPOLL_CTL_ADD, v->pidfd, &ev);
 	}
-	if (v->pidfd < 0 || !md_meter_pid_alive(v->t.pid, v->t.pid_start))
+	if (v->pidfd < 0 || !md_proc_alive(v->t.pid, v->t.pid_start))
 		finalize(m, v, "process exited");
 	else
 		md_info("vm `%s`: metering pid %d%s", v->id, (int)v->t.pid, v->need_gap ? " (resumed)" : "");
@@ -916,7 +917,7 @@ failed:
 			md_warn("vm `%s`: sample: %s", v->id, err->msg);
 		v->warned_sample = true;
 		md_err_free(&err);
-		if (!md_meter_pid_alive(v->t.pid, v->t.pid_start))
+		if (!md_proc_alive(v->t.pid, v->t.pid_start))
 			finalize(m, v, "process exited");
 	}
 	flush(m);
@@ -1458,7 +1459,7 @@ int md_meter_run(const struct md_paths *p, struct md_meter_opts *o, md_err **err
 					done = true;
 			} else {
 				struct vm *v = evs[i].data.ptr;
-				if (!md_meter_pid_alive(v->t.pid, v->t.pid_start))
+				if (!md_proc_alive(v->t.pid, v->t.pid_start))
 					finalize(&m, v, "process exited");
 			}
 		}

@@ -8,7 +8,8 @@
 #include <sys/types.h>
 #include "err.h"
 
-/* Start time of pid in clock ticks since boot (field 22 of /proc/PID/stat). Not found: class 3. */
+/* Start time of pid in clock ticks since boot (field 22 of /proc/PID/stat). Not found, or a zombie
+ * (it has exited): class 3. */
 int md_proc_start_time(pid_t pid, uint64_t *start, md_err **err);
 
 /* True when pid exists, is not a zombie, and started at `start` (0: any start time). */

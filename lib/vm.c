@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "argv.h"
 #include "cleanup.h"
 #include "ids.h"
 #include "log.h"
@@ -39,53 +40,14 @@ static void fault_point(const char *verb, const char *step)
 
 /* ---- argv building and running the sibling programs ---- */
 
-struct argv_b {
-	char **v;
-	size_t n, cap;
-};
-
-static void av_add(struct argv_b *a, const char *s)
-{
-	if (a->n + 2 > a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 32;
-		a->v = realloc(a->v, a->cap * sizeof(char *));
-		if (a->v == NULL)
-			abort();
-	}
-	a->v[a->n++] = strdup(s);
-	a->v[a->n] = NULL;
-}
-
-static void av_addf(struct argv_b *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void av_addf(struct argv_b *a, const char *fmt, ...)
-{
-	char *s;
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	av_add(a, s);
-	free(s);
-}
-
-static void av_free(struct argv_b *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->v[i]);
-	free(a->v);
-	memset(a, 0, sizeof(*a));
-}
-
-static void av_prog(struct md_vm_ctx *c, struct argv_b *a, const char *name, bool with_root)
+static void av_prog(struct md_vm_ctx *c, struct md_av *a, const char *name, bool with_root)
 {
 	_cleanup_free_ char *p = c->bindir ? md_path_join(c->bindir, name) : NULL;
 
-	av_add(a, p && access(p, X_OK) == 0 ? p : name);
+	md_av_add(a, p && access(p, X_OK) == 0 ? p : name);
 	if (with_root && c->root) {
-		av_add(a, "--root");
-		av_add(a, c->root);
+		md_av_add(a, "--root");
+		md_av_add(a, c->root);
 	}
 }
 
@@ -104,7 +66,7 @@ static char *last_line(const char *s)
 
 /* Run a program; on a non-zero status fail with its class (2,3,4,5,124 kept, else 1) and its last
  * stderr line. With out != NULL, stdout must be one JSON value. */
-static int run_tool(struct argv_b *a, uint64_t timeout_ns, json_t **out, md_err **err)
+static int run_tool(struct md_av *a, uint64_t timeout_ns, json_t **out, md_err **err)
 {
 	struct md_run_result r;
 	json_error_t je;
@@ -369,16 +331,16 @@ static void undo_create(struct md_vm_ctx *c, const char *id, bool net_made)
 	md_err *e = NULL;
 
 	if (net_made) {
-		struct argv_b a = { 0 };
+		struct md_av a = { 0 };
 		av_prog(c, &a, "metald-net", true);
-		av_add(&a, "delete");
-		av_add(&a, "--id");
-		av_add(&a, id);
+		md_av_add(&a, "delete");
+		md_av_add(&a, "--id");
+		md_av_add(&a, id);
 		if (run_tool(&a, 60ULL * 1000000000ULL, NULL, &e) < 0) {
 			md_warn("undo create `%s`: network: %s", id, e->msg);
 			md_err_free(&e);
 		}
-		av_free(&a);
+		md_av_free(&a);
 	}
 	if (md_rm_rf(dir, &e) < 0) {
 		md_warn("undo create `%s`: %s", id, e->msg);
@@ -390,17 +352,17 @@ static void undo_create(struct md_vm_ctx *c, const char *id, bool net_made)
  * is never modified by a guest; read-only disks are used in place. */
 static int private_copy(const char *src, const char *dst, md_err **err)
 {
-	struct argv_b a = { 0 };
+	struct md_av a = { 0 };
 	int r;
 
-	av_add(&a, "cp");
-	av_add(&a, "--reflink=auto");
-	av_add(&a, "--sparse=always");
-	av_add(&a, "--");
-	av_add(&a, src);
-	av_add(&a, dst);
+	md_av_add(&a, "cp");
+	md_av_add(&a, "--reflink=auto");
+	md_av_add(&a, "--sparse=always");
+	md_av_add(&a, "--");
+	md_av_add(&a, src);
+	md_av_add(&a, dst);
 	r = run_tool(&a, 600ULL * 1000000000ULL, NULL, err);
-	av_free(&a);
+	md_av_free(&a);
 	return r < 0 ? md_err_wrap(err, "copy disk `%s`", src) : 0;
 }
 
@@ -499,33 +461,33 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 
 	/* 4. network */
 	{
-		struct argv_b a = { 0 };
+		struct md_av a = { 0 };
 		int r;
 
 		av_prog(c, &a, "metald-net", true);
-		av_add(&a, "create");
-		av_add(&a, "--id");
-		av_add(&a, id);
-		av_add(&a, "--tenant");
-		av_add(&a, tenant);
-		av_addf(&a, "--uid=%llu", (unsigned long long)uid);
-		av_addf(&a, "--gid=%llu", (unsigned long long)uid);
+		md_av_add(&a, "create");
+		md_av_add(&a, "--id");
+		md_av_add(&a, id);
+		md_av_add(&a, "--tenant");
+		md_av_add(&a, tenant);
+		md_av_addf(&a, "--uid=%llu", (unsigned long long)uid);
+		md_av_addf(&a, "--gid=%llu", (unsigned long long)uid);
 		for (size_t i = 0; i < cfg->n_network && i < 1; i++) {
 			if (cfg->network[i].mac_address)
-				av_addf(&a, "--mac=%s", cfg->network[i].mac_address);
+				md_av_addf(&a, "--mac=%s", cfg->network[i].mac_address);
 			if (cfg->network[i].ipv4.address)
-				av_addf(&a, "--ipv4=%s", cfg->network[i].ipv4.address);
+				md_av_addf(&a, "--ipv4=%s", cfg->network[i].ipv4.address);
 			if (cfg->network[i].ipv6.address)
-				av_addf(&a, "--ipv6=%s", cfg->network[i].ipv6.address);
+				md_av_addf(&a, "--ipv6=%s", cfg->network[i].ipv6.address);
 		}
 		for (size_t i = 0; o->publish && o->publish[i]; i++)
-			av_addf(&a, "--publish=%s", o->publish[i]);
+			md_av_addf(&a, "--publish=%s", o->publish[i]);
 		if (o->rate)
-			av_addf(&a, "--rate=%s", o->rate);
-		av_add(&a, "--json");
+			md_av_addf(&a, "--rate=%s", o->rate);
+		md_av_add(&a, "--json");
 		net_made = true; /* from here on, undo runs delete (idempotent) */
 		r = run_tool(&a, 60ULL * 1000000000ULL, &net, err);
-		av_free(&a);
+		md_av_free(&a);
 		if (r < 0) {
 			md_err_wrap(err, "network");
 			goto fail;
@@ -627,23 +589,23 @@ static const char *cgroup_parent(void)
 
 static int jail_clean(struct md_vm_ctx *c, const char *id, const char *exec_name, bool kill_first, md_err **err)
 {
-	struct argv_b a = { 0 };
+	struct md_av a = { 0 };
 	int r;
 
 	av_prog(c, &a, "metald-jail", false);
-	av_add(&a, "clean");
-	av_add(&a, "--id");
-	av_add(&a, id);
-	av_add(&a, "--chroot-base-dir");
-	av_add(&a, c->paths.chroot_dir);
-	av_add(&a, "--exec-file");
-	av_add(&a, exec_name);
+	md_av_add(&a, "clean");
+	md_av_add(&a, "--id");
+	md_av_add(&a, id);
+	md_av_add(&a, "--chroot-base-dir");
+	md_av_add(&a, c->paths.chroot_dir);
+	md_av_add(&a, "--exec-file");
+	md_av_add(&a, exec_name);
 	if (kill_first)
-		av_add(&a, "--kill");
-	av_add(&a, "--parent-cgroup");
-	av_add(&a, cgroup_parent());
+		md_av_add(&a, "--kill");
+	md_av_add(&a, "--parent-cgroup");
+	md_av_add(&a, cgroup_parent());
 	r = run_tool(&a, 60ULL * 1000000000ULL, NULL, err);
-	av_free(&a);
+	md_av_free(&a);
 	return r < 0 ? md_err_wrap(err, "clean jail") : 0;
 }
 
@@ -651,26 +613,26 @@ static int jail_clean(struct md_vm_ctx *c, const char *id, const char *exec_name
 static int boot_tool(struct md_vm_ctx *c, const char *id, json_t *rec, const char *verb, json_t **out,
 		     uint64_t timeout_ns, md_err **err, ...)
 {
-	struct argv_b a = { 0 };
+	struct md_av a = { 0 };
 	const char *extra;
 	va_list ap;
 	int r;
 
 	(void)id;
 	av_prog(c, &a, "metald-boot", true);
-	av_add(&a, verb);
-	av_add(&a, "--vmm");
-	av_add(&a, rec_str(rec, "vmm"));
-	av_add(&a, "--socket");
-	av_add(&a, rec_str(rec, "api_socket"));
+	md_av_add(&a, verb);
+	md_av_add(&a, "--vmm");
+	md_av_add(&a, rec_str(rec, "vmm"));
+	md_av_add(&a, "--socket");
+	md_av_add(&a, rec_str(rec, "api_socket"));
 	va_start(ap, err);
 	while ((extra = va_arg(ap, const char *)) != NULL)
-		av_add(&a, extra);
+		md_av_add(&a, extra);
 	va_end(ap);
 	if (out)
-		av_add(&a, "--json");
+		md_av_add(&a, "--json");
 	r = run_tool(&a, timeout_ns, out, err);
-	av_free(&a);
+	md_av_free(&a);
 	return r;
 }
 
@@ -710,24 +672,24 @@ static void wait_keeper(json_t *rec)
 
 /* metald-boot VERB for a VM being booted: the socket, the VMM's pid (so a dead VMM ends the
  * wait at once), the jail's view of the config and the network. */
-static void vmm_api_argv(struct md_vm_ctx *c, struct argv_b *a, json_t *rec, const char *verb, pid_t pid)
+static void vmm_api_argv(struct md_vm_ctx *c, struct md_av *a, json_t *rec, const char *verb, pid_t pid)
 {
 	_cleanup_free_ char *jcfgf = md_vmrec_file(&c->paths, rec_str(rec, "id"), "config.jail.json");
 	_cleanup_free_ char *netf = md_vmrec_file(&c->paths, rec_str(rec, "id"), "net.json");
 
 	av_prog(c, a, "metald-boot", true);
-	av_add(a, verb);
-	av_add(a, "--vmm");
-	av_add(a, rec_str(rec, "vmm"));
-	av_add(a, "--socket");
-	av_add(a, rec_str(rec, "api_socket"));
-	av_addf(a, "--pid=%d", (int)pid);
-	av_add(a, "--timeout=60s");
+	md_av_add(a, verb);
+	md_av_add(a, "--vmm");
+	md_av_add(a, rec_str(rec, "vmm"));
+	md_av_add(a, "--socket");
+	md_av_add(a, rec_str(rec, "api_socket"));
+	md_av_addf(a, "--pid=%d", (int)pid);
+	md_av_add(a, "--timeout=60s");
 	if (!strcmp(verb, "start")) {
-		av_add(a, "--config");
-		av_add(a, jcfgf);
-		av_add(a, "--net");
-		av_add(a, netf);
+		md_av_add(a, "--config");
+		md_av_add(a, jcfgf);
+		md_av_add(a, "--net");
+		md_av_add(a, netf);
 	}
 }
 
@@ -735,7 +697,7 @@ static void vmm_api_argv(struct md_vm_ctx *c, struct argv_b *a, json_t *rec, con
  * shared by every VM and its owner stays as it is (a hard link would be chowned to one VM's uid).
  * Any other file gets a private copy under the record, which the jail links and gives to the
  * VM's uid. */
-static int boot_file(struct md_vm_ctx *c, const char *id, struct argv_b *chain, const char *src, const char *name,
+static int boot_file(struct md_vm_ctx *c, const char *id, struct md_av *chain, const char *src, const char *name,
 		     md_err **err)
 {
 	struct stat st;
@@ -743,7 +705,7 @@ static int boot_file(struct md_vm_ctx *c, const char *id, struct argv_b *chain, 
 	if (stat(src, &st) < 0)
 		return md_notfound(err, "`%s`: %s", src, strerror(errno));
 	if (st.st_mode & S_IROTH) {
-		av_addf(chain, "--bind=%s:/%s:ro", src, name);
+		md_av_addf(chain, "--bind=%s:/%s:ro", src, name);
 		return 0;
 	}
 	{
@@ -752,7 +714,7 @@ static int boot_file(struct md_vm_ctx *c, const char *id, struct argv_b *chain, 
 		unlink(copy);
 		if (private_copy(src, copy, err) < 0)
 			return -1;
-		av_addf(chain, "--link=%s:/%s", copy, name);
+		md_av_addf(chain, "--link=%s:/%s", copy, name);
 	}
 	return 0;
 }
@@ -769,7 +731,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 	_cleanup_free_ char *bin = NULL, *chroot = NULL, *sock = NULL;
 	_cleanup_json_ json_t *net = NULL, *jcfg = NULL, *vmm_argv = NULL;
 	struct md_config *cfg = NULL;
-	struct argv_b chain = { 0 };
+	struct md_av chain = { 0 };
 	const char *vmm = rec_str(rec, "vmm"), *exec_name;
 	bool qemu = !strcmp(vmm, "qemu");
 	pid_t vmm_pid = 0, keeper_pid = 0;
@@ -809,38 +771,38 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 
 	/* the VMM's own command line */
 	if (qemu) {
-		struct argv_b a = { 0 };
+		struct md_av a = { 0 };
 		_cleanup_json_ json_t *acc = NULL;
 
 		/* KVM only where a guest really runs under it (probed once, then cached) */
 		av_prog(c, &a, "metald-boot", true);
-		av_add(&a, "accel");
-		av_add(&a, "--kernel");
-		av_add(&a, cfg->boot.kernel_path);
-		av_add(&a, "--json");
+		md_av_add(&a, "accel");
+		md_av_add(&a, "--kernel");
+		md_av_add(&a, cfg->boot.kernel_path);
+		md_av_add(&a, "--json");
 		r = run_tool(&a, 120ULL * 1000000000ULL, &acc, err);
-		av_free(&a);
+		md_av_free(&a);
 		if (r < 0) {
 			md_err_wrap(err, "accelerator");
 			goto out;
 		}
 		av_prog(c, &a, "metald-boot", true);
-		av_add(&a, "argv");
-		av_addf(&a, "--accel=%s", json_string_value(json_object_get(acc, "accel")));
-		av_add(&a, "--in-jail");
-		av_add(&a, "--vmm");
-		av_add(&a, "qemu");
-		av_add(&a, "--config");
-		av_add(&a, jcfgf);
-		av_add(&a, "--net");
-		av_add(&a, netf);
-		av_add(&a, "--qmp");
-		av_add(&a, "/run/qmp.sock");
-		av_add(&a, "--serial");
-		av_add(&a, "stdio");
-		av_add(&a, "--json");
+		md_av_add(&a, "argv");
+		md_av_addf(&a, "--accel=%s", json_string_value(json_object_get(acc, "accel")));
+		md_av_add(&a, "--in-jail");
+		md_av_add(&a, "--vmm");
+		md_av_add(&a, "qemu");
+		md_av_add(&a, "--config");
+		md_av_add(&a, jcfgf);
+		md_av_add(&a, "--net");
+		md_av_add(&a, netf);
+		md_av_add(&a, "--qmp");
+		md_av_add(&a, "/run/qmp.sock");
+		md_av_add(&a, "--serial");
+		md_av_add(&a, "stdio");
+		md_av_add(&a, "--json");
 		r = run_tool(&a, 120ULL * 1000000000ULL, &vmm_argv, err);
-		av_free(&a);
+		md_av_free(&a);
 		if (r < 0) {
 			md_err_wrap(err, "vmm command line");
 			goto out;
@@ -856,60 +818,60 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 
 	/* the chain: metald-jail ... -- vmm ... */
 	av_prog(c, &chain, "metald-jail", false);
-	av_add(&chain, "--id");
-	av_add(&chain, id);
-	av_add(&chain, "--exec-file");
-	av_add(&chain, bin);
-	av_addf(&chain, "--uid=%lld", (long long)rec_int(rec, "uid"));
-	av_addf(&chain, "--gid=%lld", (long long)rec_int(rec, "gid"));
-	av_add(&chain, "--chroot-base-dir");
-	av_add(&chain, c->paths.chroot_dir);
-	av_add(&chain, "--parent-cgroup");
-	av_add(&chain, cgroup_parent());
-	av_add(&chain, "--exec-mode=bind");
-	av_add(&chain, "--netns");
-	av_add(&chain, json_string_value(json_object_get(net, "netns")));
+	md_av_add(&chain, "--id");
+	md_av_add(&chain, id);
+	md_av_add(&chain, "--exec-file");
+	md_av_add(&chain, bin);
+	md_av_addf(&chain, "--uid=%lld", (long long)rec_int(rec, "uid"));
+	md_av_addf(&chain, "--gid=%lld", (long long)rec_int(rec, "gid"));
+	md_av_add(&chain, "--chroot-base-dir");
+	md_av_add(&chain, c->paths.chroot_dir);
+	md_av_add(&chain, "--parent-cgroup");
+	md_av_add(&chain, cgroup_parent());
+	md_av_add(&chain, "--exec-mode=bind");
+	md_av_add(&chain, "--netns");
+	md_av_add(&chain, json_string_value(json_object_get(net, "netns")));
 	/* limits: vCPUs as CPU bandwidth, memory with room for the VMM itself */
 	mem_limit = (uint64_t)cfg->memory.size_bytes + (qemu ? 384ULL : 64ULL) * 1024 * 1024;
 	if (cgroup_v2()) {
-		av_addf(&chain, "--cgroup=cpu.max=%d 100000", cfg->cpu.vcpu_count * 100000);
-		av_addf(&chain, "--cgroup=memory.max=%llu", (unsigned long long)mem_limit);
-		av_add(&chain, "--cgroup=pids.max=4096");
+		md_av_addf(&chain, "--cgroup=cpu.max=%d 100000", cfg->cpu.vcpu_count * 100000);
+		md_av_addf(&chain, "--cgroup=memory.max=%llu", (unsigned long long)mem_limit);
+		md_av_add(&chain, "--cgroup=pids.max=4096");
 	} else {
-		av_addf(&chain, "--cgroup=cpu.cfs_quota_us=%d", cfg->cpu.vcpu_count * 100000);
-		av_addf(&chain, "--cgroup=memory.limit_in_bytes=%llu", (unsigned long long)mem_limit);
+		md_av_addf(&chain, "--cgroup=cpu.cfs_quota_us=%d", cfg->cpu.vcpu_count * 100000);
+		md_av_addf(&chain, "--cgroup=memory.limit_in_bytes=%llu", (unsigned long long)mem_limit);
 		/* v1 keeps accounting in hierarchies of their own: the VM needs its own cgroup in
 		 * them too, or the meter would read the whole machine's counters. These writes are
 		 * no-ops on a new cgroup; they name the controllers. */
-		av_add(&chain, "--cgroup=cpuacct.usage=0");
-		av_add(&chain, "--cgroup=blkio.reset_stats=0");
-		av_add(&chain, "--cgroup=pids.max=4096");
+		md_av_add(&chain, "--cgroup=cpuacct.usage=0");
+		md_av_add(&chain, "--cgroup=blkio.reset_stats=0");
+		md_av_add(&chain, "--cgroup=pids.max=4096");
 	}
 	if (boot_file(c, id, &chain, cfg->boot.kernel_path, "vmlinux", err) < 0 ||
 	    (cfg->boot.initrd_path && boot_file(c, id, &chain, cfg->boot.initrd_path, "initrd", err) < 0))
 		goto out;
 	for (size_t i = 0; i < cfg->n_storage; i++) {
-		av_add(&chain, "--bind");
-		av_addf(&chain, "%s:/disk-%zu%s", cfg->storage[i].path, i, cfg->storage[i].read_only ? ":ro" : "");
+		md_av_add(&chain, "--bind");
+		md_av_addf(&chain, "%s:/disk-%zu%s", cfg->storage[i].path, i, cfg->storage[i].read_only ? ":ro" : "");
 	}
 	/* a dynamically linked VMM needs its libraries and data, read-only */
-	av_add(&chain, "--bind=/usr:/usr:ro");
-	av_add(&chain, "--bind=/lib:/lib:ro");
+	md_av_add(&chain, "--bind=/usr:/usr:ro");
+	md_av_add(&chain, "--bind=/lib:/lib:ro");
 	if (access("/lib64", F_OK) == 0)
-		av_add(&chain, "--bind=/lib64:/lib64:ro");
-	av_add(&chain, "--bind=/dev/null:/dev/null");
-	av_add(&chain, qemu ? "--seccomp=qemu" : "--seccomp=default");
-	av_add(&chain, "--");
+		md_av_add(&chain, "--bind=/lib64:/lib64:ro");
+	md_av_add(&chain, "--bind=/dev/null:/dev/null");
+	md_av_add(&chain, qemu ? "--seccomp=qemu" : "--seccomp=default");
+	md_av_add(&chain, "--");
 	if (qemu) {
 		size_t i;
 		json_t *arg;
 
 		json_array_foreach(vmm_argv, i, arg)
 			if (i > 0) /* [0] is the binary; the jail runs its own copy */
-				av_add(&chain, json_string_value(arg));
+				md_av_add(&chain, json_string_value(arg));
 	} else {
-		av_add(&chain, "--api-sock");
-		av_add(&chain, "/run/firecracker.socket");
+		md_av_add(&chain, "--api-sock");
+		md_av_add(&chain, "/run/firecracker.socket");
 	}
 
 	{
@@ -935,7 +897,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 
 	/* configure and start through the VMM's API (QEMU held paused at -S: only wait for it) */
 	{
-		struct argv_b a = { 0 };
+		struct md_av a = { 0 };
 
 		if (paused && qemu) {
 			/* held at -S: the boot is done when QMP accepts connections */
@@ -946,7 +908,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 		} else {
 			vmm_api_argv(c, &a, rec, "start", vmm_pid);
 			r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
-			av_free(&a);
+			md_av_free(&a);
 		}
 		if (r < 0) {
 			/* say why the VMM died, when it did */
@@ -971,7 +933,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 			/* Firecracker has no "created but not started": start, then pause at once */
 			vmm_api_argv(c, &a, rec, "pause", vmm_pid);
 			r = run_tool(&a, 60ULL * 1000000000ULL, NULL, err);
-			av_free(&a);
+			md_av_free(&a);
 			if (r < 0) {
 				md_err_wrap(err, "pause");
 				goto kill;
@@ -1014,7 +976,7 @@ out:
 		md_vmrec_save(&c->paths, id, rec, NULL);
 		md_err_wrap(err, "boot vm `%s`", id);
 	}
-	av_free(&chain);
+	md_av_free(&chain);
 	md_config_free(cfg);
 	return r;
 }
@@ -1067,7 +1029,7 @@ int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 	_cleanup_close_ int lockfd = -1;
 	_cleanup_json_ json_t *rec = NULL;
 	json_t *started;
-	struct argv_b a = { 0 };
+	struct md_av a = { 0 };
 	int r;
 
 	if (open_vm(c, id, &lockfd, &rec, err) < 0)
@@ -1079,7 +1041,7 @@ int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 		/* booted with --paused: the first resume is the VMM's start */
 		vmm_api_argv(c, &a, rec, "start", (pid_t)rec_int(rec, "pid"));
 		r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
-		av_free(&a);
+		md_av_free(&a);
 		if (r < 0)
 			return md_err_wrap(err, "resume vm `%s`", id);
 		json_object_set_new(rec, "vcpus_started", json_true());
@@ -1179,7 +1141,7 @@ static int do_delete(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **
 {
 	_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
 	_cleanup_free_ char *target = meter_target_path(c, id);
-	struct argv_b a = { 0 };
+	struct md_av a = { 0 };
 	int r;
 
 	json_object_set_new(rec, "phase", json_string("deleting"));
@@ -1191,11 +1153,11 @@ static int do_delete(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **
 		return md_err_wrap(err, "delete vm `%s`", id);
 	fault_point("delete", "jail");
 	av_prog(c, &a, "metald-net", true);
-	av_add(&a, "delete");
-	av_add(&a, "--id");
-	av_add(&a, id);
+	md_av_add(&a, "delete");
+	md_av_add(&a, "--id");
+	md_av_add(&a, id);
 	r = run_tool(&a, 60ULL * 1000000000ULL, NULL, err);
-	av_free(&a);
+	md_av_free(&a);
 	if (r < 0)
 		return md_err_wrap(err, "delete vm `%s`: network", id);
 	fault_point("delete", "network");
@@ -1466,11 +1428,11 @@ int md_vm_reconcile(struct md_vm_ctx *c, json_t **out, md_err **err)
 
 	/* orphans: network objects no record claims */
 	{
-		struct argv_b a = { 0 };
+		struct md_av a = { 0 };
 		md_err *e = NULL;
 
 		av_prog(c, &a, "metald-net", true);
-		av_add(&a, "gc");
+		md_av_add(&a, "gc");
 		if (run_tool(&a, 120ULL * 1000000000ULL, NULL, &e) < 0) {
 			md_warn("reconcile: network gc: %s", e->msg);
 			md_err_free(&e);
@@ -1478,7 +1440,7 @@ int md_vm_reconcile(struct md_vm_ctx *c, json_t **out, md_err **err)
 		} else {
 			note(actions, "-", "network gc");
 		}
-		av_free(&a);
+		md_av_free(&a);
 	}
 	/* orphan jails: <chroot_dir>/<exec>/<id> without a record */
 	{

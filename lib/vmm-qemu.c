@@ -189,38 +189,10 @@ static char *qesc(const char *s)
 	return r;
 }
 
-struct argv_b {
-	char **v;
-	size_t n, cap;
-};
-
-static void add(struct argv_b *b, char *s) /* takes s */
+static void add2(struct md_av *b, const char *opt, char *val) /* takes val */
 {
-	if (b->n + 2 > b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 64;
-		b->v = realloc(b->v, b->cap * sizeof(char *));
-		if (b->v == NULL)
-			abort();
-	}
-	if (s == NULL)
-		abort();
-	b->v[b->n++] = s;
-	b->v[b->n] = NULL;
-}
-
-static void add2(struct argv_b *b, const char *opt, char *val)
-{
-	add(b, strdup(opt));
-	add(b, val);
-}
-
-void md_argv_free(char **argv)
-{
-	if (argv == NULL)
-		return;
-	for (char **p = argv; *p; p++)
-		free(*p);
-	free(argv);
+	md_av_add(b, opt);
+	md_av_take(b, val);
 }
 
 static bool has_param(const char *args, const char *name)
@@ -236,7 +208,7 @@ int md_qemu_argv(const struct md_vm_spec *spec, const struct md_qemu_opts *o, ch
 		 md_err **err)
 {
 	const struct md_config *cfg = spec->cfg;
-	struct argv_b b = { 0 };
+	struct md_av b = { 0 };
 	enum md_accel accel = o->accel;
 	char *qemu = NULL, *args;
 	int root = md_config_root_index(cfg);
@@ -267,7 +239,7 @@ checked:
 	}
 	if (md_qemu_binary(&qemu, err) < 0)
 		return -1;
-	add(&b, qemu);
+	md_av_take(&b, qemu);
 	if (o->name)
 		add2(&b, "-name", md_strdup_printf("guest=%s,debug-threads=on", o->name));
 	/* in a jail the binary sits at the jail's root, where QEMU's relocatable data directory
@@ -280,10 +252,10 @@ checked:
 		add2(&b, "-cpu", strdup(cpu_model(accel)));
 	add2(&b, "-smp", md_strdup_printf("%d", cfg->cpu.vcpu_count));
 	add2(&b, "-m", md_strdup_printf("%lluM", (unsigned long long)md_config_mem_mib(cfg)));
-	add(&b, strdup("-nodefaults"));
-	add(&b, strdup("-no-user-config"));
+	md_av_take(&b, strdup("-nodefaults"));
+	md_av_take(&b, strdup("-no-user-config"));
 	add2(&b, "-display", strdup("none"));
-	add(&b, strdup("-S"));
+	md_av_take(&b, strdup("-S"));
 	{
 		_cleanup_free_ char *e = qesc(o->qmp);
 		add2(&b, "-qmp", md_strdup_printf("unix:%s,server=on,wait=off", e));

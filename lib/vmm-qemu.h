@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
+#include "argv.h"
 #include "err.h"
 #include "qmp.h"
 #include "vmspec.h"
@@ -43,7 +44,6 @@ struct md_qemu_opts {
  * accelerator chosen. */
 int md_qemu_argv(const struct md_vm_spec *spec, const struct md_qemu_opts *o, char ***argv, enum md_accel *accel_used,
 		 md_err **err);
-void md_argv_free(char **argv);
 
 /* QMP RunState -> VM_STATE_* name. */
 const char *md_qemu_state_name(const char *status);

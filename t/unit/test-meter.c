@@ -11,6 +11,7 @@
 #include "../../lib/meter-fc.h"
 #include "../../lib/meter-report.h"
 #include "../../lib/meter-sample.h"
+#include "../../lib/proc.h"
 #include "../../lib/state.h"
 #include "tap.h"
 
@@ -261,10 +262,10 @@ static void pids(void)
 {
 	uint64_t st;
 
-	ok(md_meter_pid_start(getpid(), &st) == 0 && st > 0, "own start time");
-	ok(md_meter_pid_alive(getpid(), st), "alive with the right start time");
-	ok(!md_meter_pid_alive(getpid(), st + 1), "not alive with another start time (pid reuse)");
-	ok(!md_meter_pid_alive(4194304, 0), "no such pid");
+	ok(md_proc_start_time(getpid(), &st, NULL) == 0 && st > 0, "own start time");
+	ok(md_proc_alive(getpid(), st), "alive with the right start time");
+	ok(!md_proc_alive(getpid(), st + 1), "not alive with another start time (pid reuse)");
+	ok(!md_proc_alive(4194304, 0), "no such pid");
 }
 
 static void times(void)
