@@ -79,7 +79,8 @@ _leak_state() {
 		ip -o link show 2>/dev/null | awk -F': ' '{sub(/@.*/, "", $2); print "link " $2}'
 		awk '{print "mount " $5}' /proc/self/mountinfo
 		find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d \( -name 'metald*' -o -name 'mt*' -o -name 'firecracker' \) 2>/dev/null | sed 's/^/cgroup /'
-		ps -eo pid=,comm= | awk '$2 ~ /^(qemu-system|metald-|firecracker|md-probe|fc-standin)/ {print "proc " $1 " " $2}'
+		# zombies are skipped: they have exited and wait only for init (which may reap lazily)
+		ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^(qemu-system|metald-|firecracker|md-probe|fc-standin)/ {print "proc " $1 " " $3}'
 	} | sort
 }
 leak_snapshot() { _leak_state > "$BATS_TEST_TMPDIR/.leak-before"; }
