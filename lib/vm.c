@@ -650,9 +650,9 @@ static void write_meter_target(struct md_vm_ctx *c, const char *id, json_t *rec,
 		      rec_int(rec, "booted_ns"), "cgroup", pid_cgroups((pid_t)rec_int(rec, "pid")), "net", "link",
 		      json_object_get(net, "host_link") ? json_object_get(net, "host_link") : json_null(), "netns");
 	json_object_set_new(t, "qmp", !strcmp(vmm, "qemu") ? json_string(rec_str(rec, "api_socket")) : json_null());
-	json_object_set_new(t, "fc_metrics",
-			    !strcmp(vmm, "firecracker") ? json_sprintf("%s/metrics.fifo", rec_str(rec, "chroot"))
-							: json_null());
+	/* Firecracker's own metrics file is not configured yet (PUT /metrics needs a file made in the
+	 * jail before the call): the meter reads the cgroup and link counters, which are complete. */
+	json_object_set_new(t, "fc_metrics", json_null());
 	if (md_mkdir_p(dir, 0755, &e) < 0 || md_json_write_atomic(f, t, 0644, &e) < 0) {
 		/* metering must not stop a VM from running; the meter will also find it by reconcile */
 		md_warn("vm `%s`: meter target: %s", id, e->msg);
