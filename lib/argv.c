@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "argv.h"
+#include "state.h"
 
 void md_av_take(struct md_av *a, char *s)
 {
@@ -27,14 +28,11 @@ void md_av_add(struct md_av *a, const char *s)
 
 void md_av_addf(struct md_av *a, const char *fmt, ...)
 {
-	char *s;
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
+	md_av_take(a, md_vstrdup_printf(fmt, ap));
 	va_end(ap);
-	md_av_take(a, s);
 }
 
 void md_av_free(struct md_av *a)

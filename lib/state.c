@@ -15,14 +15,22 @@
 #include "cleanup.h"
 #include "state.h"
 
+char *md_vstrdup_printf(const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	return s;
+}
+
 char *md_strdup_printf(const char *fmt, ...)
 {
 	char *s;
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
+	s = md_vstrdup_printf(fmt, ap);
 	va_end(ap);
 	return s;
 }

@@ -2,6 +2,7 @@
 #ifndef METALD_STATE_H
 #define METALD_STATE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,5 +56,6 @@ void md_sleep_ns(uint64_t ns);
 /* Join path parts with '/'; returns malloc'd string (aborts on OOM). */
 char *md_path_join(const char *a, const char *b);
 char *md_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *md_vstrdup_printf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif
