@@ -1,5 +1,8 @@
 /* Shared command-line handling: common options, --help/--version, verb dispatch. */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +14,15 @@ void md_cli_init(const char *progname)
 {
 	md_err *err = NULL;
 	const char *slash = strrchr(progname, '/');
+	int fd;
+
+	/* fds 0-2 are always open (a closed one would be reused by the next open and written to as
+	 * stdout), and SIGCHLD is not ignored (an inherited SIG_IGN makes waitpid lose statuses) */
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+	signal(SIGCHLD, SIG_DFL);
 
 	if (md_log_init(slash ? slash + 1 : progname, &err) < 0)
 		md_die(err);

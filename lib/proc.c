@@ -171,8 +171,16 @@ int md_run(char *const argv[], uint64_t timeout_ns, struct md_run_result *r, md_
 		close(out[0]);
 	if (errp[0] >= 0)
 		close(errp[0]);
-	while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
-		;
+	for (;;) {
+		if (waitpid(pid, &wstatus, 0) >= 0)
+			break;
+		if (errno != EINTR) {
+			int e = errno;
+			free(bo.s);
+			free(be.s);
+			return md_fail(err, e, "run `%s`: wait", argv[0]);
+		}
+	}
 	r->status = md_wait_status_code(wstatus);
 	r->out = bo.s ? bo.s : strdup("");
 	r->errout = be.s ? be.s : strdup("");

@@ -97,7 +97,10 @@ static void __attribute__((noreturn)) keeper_main(const struct md_keeper_spec *s
 		dup2(devnull, 0);
 		dup2(out[1], 1);
 		dup2(errp[1], 2);
+		/* the keeper ignores these; ignored dispositions survive exec, the VMM must not inherit them */
 		signal(SIGPIPE, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
 		execvp(s->argv[0], s->argv);
 		dprintf(2, "keeper: exec `%s`: %s\n", s->argv[0], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
@@ -185,10 +188,14 @@ int md_keeper_start(const struct md_keeper_spec *spec, pid_t *vmm_pid, pid_t *ke
 			int hi = rep[1] > kpid_pipe[1] ? rep[1] : kpid_pipe[1];
 			int lo = rep[1] < kpid_pipe[1] ? rep[1] : kpid_pipe[1];
 
-			close_range(3, (unsigned)lo - 1, 0);
-			if (hi > lo + 1)
-				close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-			close_range((unsigned)hi + 1, ~0U, 0);
+			/* md_cli_init keeps fds 0-2 open, so the two pipes are above 2 */
+			if (close_range(3, (unsigned)lo - 1, 0) < 0 ||
+			    (hi > lo + 1 && close_range((unsigned)lo + 1, (unsigned)hi - 1, 0) < 0) ||
+			    close_range((unsigned)hi + 1, ~0U, 0) < 0) {
+				for (int fd = 3; fd < 65536; fd++) /* kernels before 5.9 */
+					if (fd != lo && fd != hi)
+						close(fd);
+			}
 		}
 		setsid();
 		second = fork();

@@ -198,11 +198,19 @@ static bool refresh(struct md_vm_ctx *c, const char *id, json_t *rec)
 	}
 	rec_set_state(rec, MD_VM_SHUTDOWN, reason);
 	json_object_set_new(rec, "pid", json_null());
-	{
-		_cleanup_free_ char *t = meter_target_path(c, id);
-		unlink(t);
-	}
 	return true;
+}
+
+/* With the VM's lock held: refresh, and if the VMM was found dead, save and drop its meter
+ * target (the keeper normally removed it already). */
+static void refresh_locked(struct md_vm_ctx *c, const char *id, json_t *rec)
+{
+	if (refresh(c, id, rec)) {
+		_cleanup_free_ char *t = meter_target_path(c, id);
+
+		unlink(t);
+		md_vmrec_save(&c->paths, id, rec, NULL);
+	}
 }
 
 /* Lock, load and refresh one VM's record. */
@@ -217,8 +225,7 @@ static int open_vm(struct md_vm_ctx *c, const char *id, int *lockfd, json_t **re
 		close(*lockfd);
 		return -1;
 	}
-	if (refresh(c, id, *rec))
-		md_vmrec_save(&c->paths, id, *rec, NULL);
+	refresh_locked(c, id, *rec);
 	return 0;
 }
 
@@ -322,6 +329,7 @@ static int choose_vmm(const char *flag, char **out, md_err **err)
 }
 
 static int show(struct md_vm_ctx *c, const char *id, bool usage, json_t **out, md_err **err);
+static int do_delete(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **err);
 
 /* ---- create ---- */
 
@@ -505,8 +513,26 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 	md_config_free(cfg);
 	cfg = NULL;
 	close(steal_fd(&lockfd));
+	if (o->boot && md_vm_boot(c, id, o->paused, out, err) < 0) {
+		/* create --boot is one step for its caller: a failed boot undoes the create too */
+		json_t *r2 = NULL;
+		int fd = md_vmrec_lock(&c->paths, id, c->lock_timeout_ns, NULL);
+
+		if (fd >= 0 && md_vmrec_load(&c->paths, id, &r2, NULL) == 0) {
+			md_err *e = NULL;
+
+			if (do_delete(c, id, r2, &e) < 0) {
+				md_warn("create vm `%s`: undo: %s (run `metald-vm reconcile`)", id, e->msg);
+				md_err_free(&e);
+			}
+			json_decref(r2);
+		}
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
 	if (o->boot)
-		return md_vm_boot(c, id, o->paused, out, err);
+		return 0;
 	return show(c, id, false, out, err);
 
 fail:
@@ -654,9 +680,12 @@ static void write_meter_target(struct md_vm_ctx *c, const char *id, json_t *rec,
 	 * jail before the call): the meter reads the cgroup and link counters, which are complete. */
 	json_object_set_new(t, "fc_metrics", json_null());
 	if (md_mkdir_p(dir, 0755, &e) < 0 || md_json_write_atomic(f, t, 0644, &e) < 0) {
-		/* metering must not stop a VM from running; the meter will also find it by reconcile */
-		md_warn("vm `%s`: meter target: %s", id, e->msg);
+		/* metering must not stop a VM from running; reconcile writes a missing target */
+		md_warn("vm `%s`: meter target: %s (run `metald-vm reconcile`)", id, e->msg);
 		md_err_free(&e);
+	} else if (!md_proc_alive((pid_t)rec_int(rec, "pid"), (uint64_t)rec_int(rec, "pid_start"))) {
+		/* the VMM ended (and its keeper removed the target) before this write */
+		unlink(f);
 	}
 }
 
@@ -668,6 +697,21 @@ static void wait_keeper(json_t *rec)
 
 	for (int i = 0; i < 200 && k > 0 && md_proc_alive(k, 0); i++)
 		md_sleep_ns(5000000);
+}
+
+/* The VMM (or its jail) ended before it ran: its own last words, written to vmm.log after offset
+ * `from` (the log of earlier boots is not this one's), are the reason. */
+static void vmm_died(const char *vmmlog, const char *exitf, size_t from, md_err **err)
+{
+	_cleanup_free_ char *vl = NULL, *l = NULL;
+	size_t n = 0;
+
+	for (int i = 0; i < 50 && access(exitf, F_OK) < 0; i++)
+		md_sleep_ns(10000000);
+	if (md_read_file(vmmlog, &vl, &n, NULL) == 0 && n > from && *(l = last_line(vl + from)))
+		md_fail(err, 0, "the VMM exited before it ran: %s", l);
+	else
+		md_fail(err, 0, "the VMM exited before it ran (see `%s`)", vmmlog);
 }
 
 /* metald-boot VERB for a VM being booted: the socket, the VMM's pid (so a dead VMM ends the
@@ -736,6 +780,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 	bool qemu = !strcmp(vmm, "qemu");
 	pid_t vmm_pid = 0, keeper_pid = 0;
 	uint64_t start = 0, mem_limit;
+	size_t vmmlog_size = 0;
 	int r = -1;
 
 	if (md_config_parse_file(cfgf, &cfg, err) < 0 || md_json_read(netf, &net, err) < 0)
@@ -875,6 +920,11 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 	}
 
 	{
+		struct stat vst;
+
+		vmmlog_size = stat(vmmlog, &vst) == 0 ? (size_t)vst.st_size : 0;
+	}
+	{
 		struct md_keeper_spec ks = {
 			.argv = chain.v,
 			.serial_log = serial,
@@ -886,7 +936,12 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 		if (md_keeper_start(&ks, &vmm_pid, &keeper_pid, err) < 0)
 			goto out;
 	}
-	md_proc_start_time(vmm_pid, &start, NULL);
+	if (md_proc_start_time(vmm_pid, &start, NULL) < 0) {
+		/* gone already (or a zombie): without its start time the pid proves nothing */
+		vmm_died(vmmlog, exitf, vmmlog_size, err);
+		vmm_pid = 0;
+		goto kill;
+	}
 	json_object_set_new(rec, "pid", json_integer(vmm_pid));
 	json_object_set_new(rec, "pid_start", json_integer((json_int_t)start));
 	json_object_set_new(rec, "keeper_pid", json_integer(keeper_pid));
@@ -912,16 +967,9 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 		}
 		if (r < 0) {
 			/* say why the VMM died, when it did */
-			_cleanup_json_ json_t *ex = NULL;
-			_cleanup_free_ char *vl = NULL;
-
-			for (int i = 0; i < 50 && access(exitf, F_OK) < 0 && !md_proc_alive(vmm_pid, start); i++)
-				md_sleep_ns(10000000);
-			if (!md_proc_alive(vmm_pid, start) && md_read_file(vmmlog, &vl, NULL, NULL) == 0 && *vl) {
-				/* the VMM (or its jail) ended: its own last words are the reason */
-				_cleanup_free_ char *l = last_line(vl);
+			if (!md_proc_alive(vmm_pid, start)) {
 				md_err_free(err);
-				md_fail(err, 0, "the VMM exited before it ran: %s", l);
+				vmm_died(vmmlog, exitf, vmmlog_size, err);
 			} else {
 				md_err_wrap(err, "start");
 			}
@@ -1071,9 +1119,14 @@ static int do_shutdown(struct md_vm_ctx *c, const char *id, json_t *rec, uint64_
 	if (md_proc_alive(pid, start) &&
 	    boot_tool(c, id, rec, "shutdown", NULL, timeout_ns + 30ULL * 1000000000ULL, err, to, pidarg,
 		      force ? "--force" : NULL, NULL) < 0) {
-		/* the VMM may have gone between the check and the call: that is a shutdown too */
-		if (md_proc_alive(pid, start))
+		/* The VMM may have gone between the check and the call: that is a shutdown too. One
+		 * whose API does not answer is killed when forced; otherwise the error stands. */
+		if (md_proc_alive(pid, start) && force && start != 0) {
+			md_warn("shutdown vm `%s`: %s; killing the VMM", id, (*err)->msg);
+			kill(pid, SIGKILL);
+		} else if (md_proc_alive(pid, start)) {
 			return md_err_wrap(err, "shutdown vm `%s`", id);
+		}
 		md_err_free(err);
 	}
 	for (int i = 0; i < 500 && md_proc_alive(pid, start); i++)
@@ -1275,11 +1328,19 @@ static int peek_vm(struct md_vm_ctx *c, const char *id, json_t **rec, md_err **e
 	if (md_vmrec_load(&c->paths, id, rec, err) < 0)
 		return -1;
 	if (refresh(c, id, *rec)) {
+		/* what was read without the lock may be stale (a boot may have run since): only with the
+		 * lock is the record read again, refreshed and saved */
 		md_err *e = NULL;
 		int fd = md_vmrec_lock(&c->paths, id, 0, &e);
 
 		if (fd >= 0) {
-			md_vmrec_save(&c->paths, id, *rec, NULL);
+			json_t *fresh = NULL;
+
+			if (md_vmrec_load(&c->paths, id, &fresh, NULL) == 0) {
+				refresh_locked(c, id, fresh);
+				json_decref(*rec);
+				*rec = fresh;
+			}
 			close(fd);
 		}
 		md_err_free(&e);
@@ -1368,11 +1429,17 @@ int md_vm_reconcile(struct md_vm_ctx *c, json_t **out, md_err **err)
 			continue;
 		}
 		if (md_vmrec_load(&c->paths, id, &rec, &e) < 0) {
-			/* a directory without a complete record: a create that died at its first step */
-			_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
+			if (e->code == MD_EXIT_NOTFOUND) {
+				/* a directory without vm.json: a create that died at its first step */
+				_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
+				md_rm_rf(dir, NULL);
+				note(actions, id, "removed an incomplete record");
+			} else {
+				/* unreadable, not absent: never remove what may still name a VM */
+				md_warn("reconcile: %s", e->msg);
+				failed++;
+			}
 			md_err_free(&e);
-			md_rm_rf(dir, NULL);
-			note(actions, id, "removed an incomplete record");
 		} else {
 			const char *phase = rec_str(rec, "phase");
 
@@ -1411,10 +1478,24 @@ int md_vm_reconcile(struct md_vm_ctx *c, json_t **out, md_err **err)
 				md_vmrec_save(&c->paths, id, rec, NULL);
 				note(actions, id, "undid an interrupted boot");
 			} else if (refresh(c, id, rec)) {
+				_cleanup_free_ char *t = meter_target_path(c, id);
+
+				unlink(t);
 				jail_clean(c, id, rec_str(rec, "exec_name") ? rec_str(rec, "exec_name") : vmm_exec_name(rec),
 					   true, NULL);
 				md_vmrec_save(&c->paths, id, rec, NULL);
 				note(actions, id, "marked SHUTDOWN: the VMM had died");
+			} else if (rec_state(rec) == MD_VM_RUNNING || rec_state(rec) == MD_VM_PAUSED) {
+				/* alive: it must be metered (a crash after the record said RUNNING may have
+				 * kept the target from being written) */
+				_cleanup_free_ char *t = meter_target_path(c, id);
+				_cleanup_free_ char *nf = md_vmrec_file(&c->paths, id, "net.json");
+				_cleanup_json_ json_t *net = NULL;
+
+				if (access(t, F_OK) < 0 && md_json_read(nf, &net, NULL) == 0) {
+					write_meter_target(c, id, rec, net);
+					note(actions, id, "wrote the missing meter target");
+				}
 			} else if (rec_state(rec) == MD_VM_SHUTDOWN && rec_str(rec, "exec_name")) {
 				/* a dead VM keeps no jail */
 				jail_clean(c, id, rec_str(rec, "exec_name"), true, NULL);

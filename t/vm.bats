@@ -306,3 +306,14 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	[ "$(md5sum < "$BATS_TEST_TMPDIR/data.ext4")" = "$sum_data" ]
 	run_code 0 vm delete d1
 }
+
+@test "create --boot whose VMM dies at once: exit 1 with the VMM's reason, and the create is undone" {
+	UNKEY_METALD_QEMU_BIN=/bin/false run vm create z1 --boot
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"boot vm \`z1\`: the VMM exited before it ran"* ]]
+	[ ! -d "$R/data/vms/z1" ]
+	[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+	[ -z "$(ls "$R/data/uids" 2>/dev/null)" ]
+	run_code 0 vm create z1
+	run_code 0 vm delete z1
+}
