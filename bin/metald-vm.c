@@ -546,7 +546,12 @@ static int cmd_logs(int argc, char **argv)
 			off += n;
 		}
 		if (fd >= 0 && fstat(fd, &cur) == 0 && (stat(path, &now) < 0 || now.st_ino != cur.st_ino)) {
-			/* rotated: the old file is finished; follow the new one from its start */
+			/* rotated: the old file is finished (what was written to it after the last read,
+			 * before the rename, is read now); follow the new one from its start */
+			while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+				fwrite(buf, 1, (size_t)n, stdout);
+				off += n;
+			}
 			close(fd);
 			fd = -1;
 			continue;
