@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "argv.h"
+#include "cgroup.h"
 #include "cleanup.h"
 #include "ids.h"
 #include "log.h"
@@ -544,12 +545,13 @@ fail:
 
 /* ---- boot ---- */
 
+/* The hierarchy the jail will use (it runs with --cgroup-version auto): the file names of the
+ * limits depend on it. */
 static bool cgroup_v2(void)
 {
-	const char *root = getenv("UNKEY_METALD_CGROUP_ROOT");
-	_cleanup_free_ char *f = md_path_join(root && *root ? root : "/sys/fs/cgroup", "cgroup.controllers");
+	int v = 0;
 
-	return access(f, F_OK) == 0;
+	return md_cgroup_detect(NULL, &v, NULL) == 0 && v == MD_CG_V2;
 }
 
 /* The config as the VMM sees it inside the jail: files at fixed places in the jail's root. */
@@ -577,12 +579,10 @@ static json_t *pid_cgroups(pid_t pid)
 {
 	char path[64];
 	_cleanup_free_ char *buf = NULL;
-	const char *root = getenv("UNKEY_METALD_CGROUP_ROOT");
+	const char *root = md_cgroup_root(NULL);
 	json_t *paths = json_object();
 	char *save = NULL, *line;
 
-	if (root == NULL || *root == '\0')
-		root = "/sys/fs/cgroup";
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
 	if (md_read_file(path, &buf, NULL, NULL) < 0)
 		return json_pack("{s:i, s:o}", "version", 1, "paths", paths);
