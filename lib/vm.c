@@ -215,7 +215,12 @@ static void refresh_locked(struct md_vm_ctx *c, const char *id, json_t *rec)
 }
 
 /* Lock, load and refresh one VM's record. */
-static int open_vm(struct md_vm_ctx *c, const char *id, int *lockfd, json_t **rec, md_err **err)
+#define IN(s) (1u << (s))
+
+/* Lock, load and refresh one VM's record, and check that its state is one `verb` takes (a mask
+ * of IN(state); 0: any) — wrong state is exit 4, naming the state. */
+static int open_vm(struct md_vm_ctx *c, const char *id, const char *verb, unsigned states, int *lockfd, json_t **rec,
+		   md_err **err)
 {
 	if (md_id_check(id, "vm id", err) < 0)
 		return -1;
@@ -224,9 +229,12 @@ static int open_vm(struct md_vm_ctx *c, const char *id, int *lockfd, json_t **re
 		return -1;
 	if (md_vmrec_load(&c->paths, id, rec, err) < 0) {
 		close(*lockfd);
+		*lockfd = -1;
 		return -1;
 	}
 	refresh_locked(c, id, *rec);
+	if (states && !(states & IN(rec_state(*rec))))
+		return wrong_state(id, *rec, verb, err);
 	return 0;
 }
 
@@ -1033,13 +1041,9 @@ int md_vm_boot(struct md_vm_ctx *c, const char *id, bool paused, json_t **out, m
 {
 	_cleanup_close_ int lockfd = -1;
 	_cleanup_json_ json_t *rec = NULL;
-	enum md_vm_state s;
 
-	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+	if (open_vm(c, id, "boot", IN(MD_VM_CREATED) | IN(MD_VM_SHUTDOWN), &lockfd, &rec, err) < 0)
 		return -1;
-	s = rec_state(rec);
-	if (s != MD_VM_CREATED && s != MD_VM_SHUTDOWN)
-		return wrong_state(id, rec, "boot", err);
 	if (do_boot(c, id, rec, paused, err) < 0)
 		return -1;
 	close(steal_fd(&lockfd));
@@ -1048,28 +1052,26 @@ int md_vm_boot(struct md_vm_ctx *c, const char *id, bool paused, json_t **out, m
 
 /* ---- pause, resume, reboot, shutdown ---- */
 
-static int simple_transition(struct md_vm_ctx *c, const char *id, const char *verb, enum md_vm_state from,
-			     enum md_vm_state to, json_t **out, md_err **err)
+/* metald-boot <verb> on a locked record in the right state, then the new state. */
+static int transition_locked(struct md_vm_ctx *c, const char *id, json_t *rec, const char *verb, enum md_vm_state to,
+			     md_err **err)
 {
-	_cleanup_close_ int lockfd = -1;
-	_cleanup_json_ json_t *rec = NULL;
-
-	if (open_vm(c, id, &lockfd, &rec, err) < 0)
-		return -1;
-	if (rec_state(rec) != from)
-		return wrong_state(id, rec, verb, err);
 	if (boot_tool(c, id, rec, verb, NULL, 60ULL * 1000000000ULL, err, NULL) < 0)
 		return md_err_wrap(err, "%s vm `%s`", verb, id);
 	rec_set_state(rec, to, NULL);
-	if (md_vmrec_save(&c->paths, id, rec, err) < 0)
-		return -1;
-	close(steal_fd(&lockfd));
-	return show(c, id, false, out, err);
+	return md_vmrec_save(&c->paths, id, rec, err);
 }
 
 int md_vm_pause(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
 {
-	return simple_transition(c, id, "pause", MD_VM_RUNNING, MD_VM_PAUSED, out, err);
+	_cleanup_close_ int lockfd = -1;
+	_cleanup_json_ json_t *rec = NULL;
+
+	if (open_vm(c, id, "pause", IN(MD_VM_RUNNING), &lockfd, &rec, err) < 0 ||
+	    transition_locked(c, id, rec, "pause", MD_VM_PAUSED, err) < 0)
+		return -1;
+	close(steal_fd(&lockfd));
+	return show(c, id, false, out, err);
 }
 
 int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err)
@@ -1080,10 +1082,8 @@ int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 	struct md_av a = { 0 };
 	int r;
 
-	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+	if (open_vm(c, id, "resume", IN(MD_VM_PAUSED), &lockfd, &rec, err) < 0)
 		return -1;
-	if (rec_state(rec) != MD_VM_PAUSED)
-		return wrong_state(id, rec, "resume", err);
 	started = json_object_get(rec, "vcpus_started");
 	if (started && json_is_false(started)) {
 		/* booted with --paused: the first resume is the VMM's start */
@@ -1096,11 +1096,11 @@ int md_vm_resume(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 		rec_set_state(rec, MD_VM_RUNNING, NULL);
 		if (md_vmrec_save(&c->paths, id, rec, err) < 0)
 			return -1;
-		close(steal_fd(&lockfd));
-		return show(c, id, false, out, err);
+	} else if (transition_locked(c, id, rec, "resume", MD_VM_RUNNING, err) < 0) {
+		return -1;
 	}
 	close(steal_fd(&lockfd));
-	return simple_transition(c, id, "resume", MD_VM_PAUSED, MD_VM_RUNNING, out, err);
+	return show(c, id, false, out, err);
 }
 
 /* Stop the VMM (gracefully unless force), then remove its jail. Called with the lock held. */
@@ -1150,13 +1150,9 @@ int md_vm_shutdown(struct md_vm_ctx *c, const char *id, uint64_t timeout_ns, boo
 {
 	_cleanup_close_ int lockfd = -1;
 	_cleanup_json_ json_t *rec = NULL;
-	enum md_vm_state s;
 
-	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+	if (open_vm(c, id, "shut down", IN(MD_VM_RUNNING) | IN(MD_VM_PAUSED), &lockfd, &rec, err) < 0)
 		return -1;
-	s = rec_state(rec);
-	if (s != MD_VM_RUNNING && s != MD_VM_PAUSED)
-		return wrong_state(id, rec, "shut down", err);
 	if (do_shutdown(c, id, rec, timeout_ns, force, force ? "stopped by request (forced)" : "shut down by request",
 			err) < 0)
 		return -1;
@@ -1169,10 +1165,8 @@ int md_vm_reboot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 	_cleanup_close_ int lockfd = -1;
 	_cleanup_json_ json_t *rec = NULL;
 
-	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+	if (open_vm(c, id, "reboot", IN(MD_VM_RUNNING), &lockfd, &rec, err) < 0)
 		return -1;
-	if (rec_state(rec) != MD_VM_RUNNING)
-		return wrong_state(id, rec, "reboot", err);
 	if (!strcmp(rec_str(rec, "vmm"), "firecracker")) {
 		/* Firecracker exits when the guest reboots: a reboot is a new VMM process */
 		if (do_shutdown(c, id, rec, 10ULL * 1000000000ULL, false, "rebooting", err) < 0 ||
@@ -1226,7 +1220,7 @@ int md_vm_delete(struct md_vm_ctx *c, const char *id, bool force, json_t **out, 
 	_cleanup_json_ json_t *rec = NULL;
 	enum md_vm_state s;
 
-	if (open_vm(c, id, &lockfd, &rec, err) < 0)
+	if (open_vm(c, id, "delete", 0, &lockfd, &rec, err) < 0)
 		return -1;
 	s = rec_state(rec);
 	if ((s == MD_VM_RUNNING || s == MD_VM_PAUSED) && !force)
