@@ -73,20 +73,6 @@ void md_nl_close(struct nl_sock *sk)
 		nl_socket_free(sk);
 }
 
-int md_nl_ifindex(struct nl_sock *sk, const char *name, md_err **err)
-{
-	struct rtnl_link *link = NULL;
-	int rc, idx;
-
-	rc = rtnl_link_get_kernel(sk, 0, name, &link);
-	if (rc == -NLE_NODEV || rc == -NLE_OBJ_NOTFOUND)
-		return 0;
-	if (rc < 0)
-		return nl_fail(err, rc, "link `%s`", name);
-	idx = rtnl_link_get_ifindex(link);
-	rtnl_link_put(link);
-	return idx;
-}
 
 int md_nl_link_state(struct nl_sock *sk, const char *name, int *master, bool *up, md_err **err)
 {
@@ -103,6 +89,14 @@ int md_nl_link_state(struct nl_sock *sk, const char *name, int *master, bool *up
 	*up = (rtnl_link_get_flags(link) & IFF_UP) != 0;
 	rtnl_link_put(link);
 	return idx;
+}
+
+int md_nl_ifindex(struct nl_sock *sk, const char *name, md_err **err)
+{
+	int master;
+	bool up;
+
+	return md_nl_link_state(sk, name, &master, &up, err);
 }
 
 int md_nl_bridge_add(struct nl_sock *sk, const char *name, md_err **err)
