@@ -3,7 +3,9 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
-PKGS := libnl-3.0 libnl-route-3.0 libseccomp libcap libcurl jansson libnftables
+PKGS := libnl-3.0 libnl-route-3.0 libseccomp libcap libcurl jansson libnftnl libmnl
+# headers only: lib/nft.c loads libnftables with dlopen() when a command needs it
+PKGS_DLOPEN := libnftables
 
 ifeq ($(SANITIZE),1)
 B := build/san
@@ -19,8 +21,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Ilib \
               -DMETALD_VERSION='"$(VERSION)"' -DMETALD_PREFIX='"$(PREFIX)"' \
-              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+              $(shell pkg-config --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null) -MMD -MP
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lpthread
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
 ifeq ($(V),1)

@@ -17,7 +17,7 @@
  * masqueraded (IPv6 too unless UNKEY_METALD_NETWORK_IPV6_NAT=false); published ports are DNATed
  * in prerouting (other hosts, and guests of the same tenant: those connections are masqueraded
  * to the gateway so the reply comes back through the host) and output (the host itself). */
-#include <stdarg.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,28 +102,34 @@ char *md_rules_teardown(void)
 	return strdup("delete table bridge metald\ndelete table inet metald\n");
 }
 
-char *md_rules_flush_sets(void)
+void md_rules_flush_sets(struct md_nf_batch *b)
 {
-	return strdup("flush set bridge metald ports\nflush set bridge metald macs\n"
-		      "flush set bridge metald addr4\nflush set bridge metald addr6\nflush set bridge metald nd6\n"
-		      "flush set inet metald bridges\nflush set inet metald self\n"
-		      "flush set inet metald gw4\nflush set inet metald gw6\n"
-		      "flush map inet metald pub4\nflush map inet metald pub6\n");
+	static const char *const bridge_sets[] = { "ports", "macs", "addr4", "addr6", "nd6" };
+	static const char *const inet_sets[] = { "bridges", "self", "gw4", "gw6", "pub4", "pub6" };
+
+	for (size_t i = 0; i < sizeof(bridge_sets) / sizeof(*bridge_sets); i++)
+		md_nf_batch_flush(b, MD_NF_FAMILY_BRIDGE, "metald", bridge_sets[i]);
+	for (size_t i = 0; i < sizeof(inet_sets) / sizeof(*inet_sets); i++)
+		md_nf_batch_flush(b, MD_NF_FAMILY_INET, "metald", inet_sets[i]);
 }
 
-char *md_rules_tenant(const char *tenant, const char *bridge, const char *gw4, const char *gw6, bool add)
+int md_rules_tenant(struct md_nf_batch *b, const char *tenant, const char *bridge, const char *gw4, const char *gw6,
+		    bool add)
 {
-	if (add)
-		return md_strdup_printf("add element inet metald bridges { \"%s\" comment \"tenant:%s\" }\n"
-					"add element inet metald self { \"%s\" . \"%s\" comment \"tenant:%s\" }\n"
-					"add element inet metald gw4 { \"%s\" . %s comment \"tenant:%s\" }\n"
-					"add element inet metald gw6 { \"%s\" . %s comment \"tenant:%s\" }\n",
-					bridge, tenant, bridge, bridge, tenant, bridge, gw4, tenant, bridge, gw6, tenant);
-	return md_strdup_printf("delete element inet metald bridges { \"%s\" }\n"
-				"delete element inet metald self { \"%s\" . \"%s\" }\n"
-				"delete element inet metald gw4 { \"%s\" . %s }\n"
-				"delete element inet metald gw6 { \"%s\" . %s }\n",
-				bridge, bridge, bridge, bridge, gw4, bridge, gw6);
+	enum md_nf_op op = add ? MD_NF_ADD : MD_NF_DELETE;
+	_cleanup_free_ char *c = add ? md_strdup_printf("tenant:%s", tenant) : NULL;
+	struct md_nf_field k[2] = { md_nf_ifname(bridge) }, k4[2], k6[2];
+
+	k[1] = k[0];
+	k4[0] = k6[0] = k[0];
+	if (md_nf_addr(gw4, &k4[1]) < 0 || k4[1].type != MD_NF_IPV4 || md_nf_addr(gw6, &k6[1]) < 0 ||
+	    k6[1].type != MD_NF_IPV6)
+		return -1;
+	md_nf_batch_add(b, op, MD_NF_FAMILY_INET, "metald", "bridges", k, 1, NULL, 0, c);
+	md_nf_batch_add(b, op, MD_NF_FAMILY_INET, "metald", "self", k, 2, NULL, 0, c);
+	md_nf_batch_add(b, op, MD_NF_FAMILY_INET, "metald", "gw4", k4, 2, NULL, 0, c);
+	md_nf_batch_add(b, op, MD_NF_FAMILY_INET, "metald", "gw6", k6, 2, NULL, 0, c);
+	return 0;
 }
 
 void md_mac_linklocal(const uint8_t m[6], char *buf, size_t len)
@@ -138,75 +144,59 @@ void md_mac_linklocal(const uint8_t m[6], char *buf, size_t len)
 	md_addr_str(&a, buf, len);
 }
 
-__attribute__((format(printf, 2, 3))) static void append(char **buf, const char *fmt, ...)
-{
-	va_list ap;
-	char *line, *nb;
-
-	va_start(ap, fmt);
-	if (vasprintf(&line, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	nb = md_strdup_printf("%s%s", *buf ? *buf : "", line);
-	free(*buf);
-	free(line);
-	*buf = nb;
-}
-
-/* An IPv6 address as 32 hex digits, for sets keyed by raw payload. */
-static int addr_hex(const char *s, char out[40])
-{
-	struct md_addr a;
-
-	if (md_parse_addr(s, &a, NULL) < 0 || a.family != AF_INET6)
-		return -1;
-	for (int i = 0; i < 16; i++)
-		sprintf(out + 2 * i, "%02x", a.b[i]);
-	return 0;
-}
-
-void md_rules_vm(char **buf, json_t *vm, bool add)
+int md_rules_vm(struct md_nf_batch *b, json_t *vm, bool add)
 {
 	const char *id = json_string_value(json_object_get(vm, "id"));
 	const char *port = json_string_value(json_object_get(vm, "host_link"));
 	const char *mac = json_string_value(json_object_get(vm, "mac"));
 	const char *a4 = json_string_value(json_object_get(json_object_get(vm, "ipv4"), "address"));
 	const char *a6 = json_string_value(json_object_get(json_object_get(vm, "ipv6"), "address"));
-	const char *verb = add ? "add" : "delete";
-	_cleanup_free_ char *c = add ? md_strdup_printf(" comment \"vm:%s\"", id) : strdup("");
+	enum md_nf_op op = add ? MD_NF_ADD : MD_NF_DELETE;
+	_cleanup_free_ char *c = add && id ? md_strdup_printf("vm:%s", id) : NULL;
+	struct md_nf_field k[2], pub[2], to4[2], to6[2];
 	char ll[INET6_ADDRSTRLEN];
 	uint8_t m[6];
 	size_t i;
 	json_t *p;
 
 	if (!id || !port || !mac || !a4 || !a6 || md_parse_mac(mac, false, m, NULL) < 0)
-		return;
+		return -1;
 	md_mac_linklocal(m, ll, sizeof(ll));
-	append(buf, "%s element bridge metald ports { \"%s\"%s }\n", verb, port, c);
-	append(buf, "%s element bridge metald macs { \"%s\" . %s%s }\n", verb, port, mac, c);
-	append(buf, "%s element bridge metald addr4 { \"%s\" . %s%s }\n", verb, port, a4, c);
-	append(buf, "%s element bridge metald addr6 { \"%s\" . %s%s, \"%s\" . %s%s, \"%s\" . ::%s }\n", verb, port, a6,
-	       c, port, ll, c, port, c);
-	{
-		char h6[40], hll[40];
-
-		if (addr_hex(a6, h6) == 0 && addr_hex(ll, hll) == 0)
-			append(buf, "%s element bridge metald nd6 { \"%s\" . 0x%s%s, \"%s\" . 0x%s%s }\n", verb, port, h6, c,
-			       port, hll, c);
-	}
+	k[0] = md_nf_ifname(port);
+	md_nf_batch_add(b, op, MD_NF_FAMILY_BRIDGE, "metald", "ports", k, 1, NULL, 0, c);
+	if (md_nf_ether(mac, &k[1]) < 0)
+		return -1;
+	md_nf_batch_add(b, op, MD_NF_FAMILY_BRIDGE, "metald", "macs", k, 2, NULL, 0, c);
+	if (md_nf_addr(a4, &k[1]) < 0 || k[1].type != MD_NF_IPV4)
+		return -1;
+	md_nf_batch_add(b, op, MD_NF_FAMILY_BRIDGE, "metald", "addr4", k, 2, NULL, 0, c);
+	/* IPv6: its address, its link-local address, and :: (duplicate address detection) */
+	if (md_nf_addr(a6, &k[1]) < 0 || k[1].type != MD_NF_IPV6)
+		return -1;
+	md_nf_batch_add(b, op, MD_NF_FAMILY_BRIDGE, "metald", "addr6", k, 2, NULL, 0, c);
+	md_nf_addr(ll, &k[1]);
+	md_nf_batch_add(b, op, MD_NF_FAMILY_BRIDGE, "metald", "addr6", k, 2, NULL, 0, c);
+	md_nf_addr("::", &k[1]);
+	md_nf_batch_add(b, op, MD_NF_FAMILY_BRIDGE, "metald", "addr6", k, 2, NULL, 0, c);
+	/* the ND targets it may claim, as the 128 raw bits after the ICMPv6 header's first 8 bytes */
+	md_nf_raw128(a6, &k[1]);
+	md_nf_batch_add(b, op, MD_NF_FAMILY_BRIDGE, "metald", "nd6", k, 2, NULL, 0, c);
+	md_nf_raw128(ll, &k[1]);
+	md_nf_batch_add(b, op, MD_NF_FAMILY_BRIDGE, "metald", "nd6", k, 2, NULL, 0, c);
+	md_nf_addr(a4, &to4[0]);
+	md_nf_addr(a6, &to6[0]);
 	json_array_foreach(json_object_get(vm, "publish"), i, p) {
 		const char *proto = json_string_value(json_object_get(p, "protocol"));
 		json_int_t hp = json_integer_value(json_object_get(p, "host_port"));
 		json_int_t gp = json_integer_value(json_object_get(p, "guest_port"));
 
-		if (add) {
-			append(buf, "add element inet metald pub4 { %s . %lld%s : %s . %lld }\n", proto, (long long)hp, c, a4,
-			       (long long)gp);
-			append(buf, "add element inet metald pub6 { %s . %lld%s : %s . %lld }\n", proto, (long long)hp, c, a6,
-			       (long long)gp);
-		} else {
-			append(buf, "delete element inet metald pub4 { %s . %lld }\n", proto, (long long)hp);
-			append(buf, "delete element inet metald pub6 { %s . %lld }\n", proto, (long long)hp);
-		}
+		if (proto == NULL || hp <= 0 || hp > 65535 || gp <= 0 || gp > 65535)
+			return -1;
+		pub[0] = md_nf_proto(strcmp(proto, "udp") == 0 ? IPPROTO_UDP : IPPROTO_TCP);
+		pub[1] = md_nf_port((uint16_t)hp);
+		to4[1] = to6[1] = md_nf_port((uint16_t)gp);
+		md_nf_batch_add(b, op, MD_NF_FAMILY_INET, "metald", "pub4", pub, 2, add ? to4 : NULL, add ? 2 : 0, c);
+		md_nf_batch_add(b, op, MD_NF_FAMILY_INET, "metald", "pub6", pub, 2, add ? to6 : NULL, add ? 2 : 0, c);
 	}
+	return 0;
 }

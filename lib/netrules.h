@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include "netcfg.h"
+#include "nfset.h"
 
 /* The whole host-wide rule set as one idempotent transaction: tables, chains and sets are added
  * if missing, the chains' rules replaced; set elements (the VMs) are kept. */
@@ -14,15 +15,18 @@ char *md_rules_setup(const struct md_netcfg *cfg);
 /* Remove both tables. */
 char *md_rules_teardown(void);
 
-/* Lines adding (add=true) or deleting the elements of one tenant bridge. */
-char *md_rules_tenant(const char *tenant, const char *bridge, const char *gw4, const char *gw6, bool add);
+/* Append to the batch the elements of one tenant bridge, added (tagged "tenant:T") or deleted.
+ * -1 (nothing appended) if a gateway address is not one. */
+int md_rules_tenant(struct md_nf_batch *b, const char *tenant, const char *bridge, const char *gw4, const char *gw6,
+		    bool add);
 
-/* Lines adding or deleting the elements of one VM, from its public object (metald-net create's
- * JSON). Appended to *buf (a malloc'd string or NULL). */
-void md_rules_vm(char **buf, json_t *vm, bool add);
+/* Append the elements of one VM, from its public object (metald-net create's JSON), added
+ * (tagged "vm:ID") or deleted. -1 if the object lacks or garbles a field (what was appended
+ * before stays: build into a fresh batch). */
+int md_rules_vm(struct md_nf_batch *b, json_t *vm, bool add);
 
 /* Flush every element set (gc rebuilds them from the records in the same transaction). */
-char *md_rules_flush_sets(void);
+void md_rules_flush_sets(struct md_nf_batch *b);
 
 /* The link-local address a guest derives from its MAC (EUI-64), as text. */
 void md_mac_linklocal(const uint8_t mac[6], char *buf, size_t len);

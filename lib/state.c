@@ -121,7 +121,7 @@ int md_fsync_dir(const char *dir, md_err **err)
 	return 0;
 }
 
-int md_write_atomic(const char *path, const void *data, size_t len, mode_t mode, md_err **err)
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable, md_err **err)
 {
 	_cleanup_free_ char *tmp = md_strdup_printf("%s.tmp.XXXXXX", path);
 	_cleanup_free_ char *dirc = strdup(path);
@@ -144,7 +144,7 @@ int md_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		p += n;
 		left -= (size_t)n;
 	}
-	if (fchmod(fd, mode) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || (durable && fsync(fd) < 0)) {
 		int e = errno;
 		unlink(tmp);
 		return md_fail(err, e, "write `%s`: fsync", path);
@@ -154,10 +154,15 @@ int md_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		unlink(tmp);
 		return md_fail(err, e, "write `%s`: rename", path);
 	}
-	return md_fsync_dir(dirname(dirc), err);
+	return durable ? md_fsync_dir(dirname(dirc), err) : 0;
 }
 
-int md_json_write_atomic(const char *path, json_t *v, mode_t mode, md_err **err)
+int md_write_atomic(const char *path, const void *data, size_t len, mode_t mode, md_err **err)
+{
+	return write_atomic(path, data, len, mode, true, err);
+}
+
+static int json_write(const char *path, json_t *v, mode_t mode, bool durable, md_err **err)
 {
 	_cleanup_free_ char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	_cleanup_free_ char *line = NULL;
@@ -165,7 +170,17 @@ int md_json_write_atomic(const char *path, json_t *v, mode_t mode, md_err **err)
 	if (s == NULL)
 		return md_fail(err, ENOMEM, "write `%s`: encode JSON", path);
 	line = md_strdup_printf("%s\n", s);
-	return md_write_atomic(path, line, strlen(line), mode, err);
+	return write_atomic(path, line, strlen(line), mode, durable, err);
+}
+
+int md_json_write_atomic(const char *path, json_t *v, mode_t mode, md_err **err)
+{
+	return json_write(path, v, mode, true, err);
+}
+
+int md_json_write_replace(const char *path, json_t *v, mode_t mode, md_err **err)
+{
+	return json_write(path, v, mode, false, err);
 }
 
 int md_read_file(const char *path, char **data, size_t *len, md_err **err)

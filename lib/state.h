@@ -31,6 +31,11 @@ int md_mkdir_p(const char *path, mode_t mode, md_err **err);
 /* Write data to path atomically: temp file in the same directory, fsync, rename, fsync dir. */
 int md_write_atomic(const char *path, const void *data, size_t len, mode_t mode, md_err **err);
 int md_json_write_atomic(const char *path, json_t *v, mode_t mode, md_err **err);
+/* The same rename into place, without the fsyncs: readers never see a half-written file and a
+ * crash of the process loses nothing, but a crash of the host may bring back the previous
+ * version. For records of what does not survive a host crash either (kernel objects), and for
+ * removals whose loss a later gc repairs. */
+int md_json_write_replace(const char *path, json_t *v, mode_t mode, md_err **err);
 
 /* Read a whole file (NUL-terminated). ENOENT gives exit class 3. */
 int md_read_file(const char *path, char **data, size_t *len, md_err **err);

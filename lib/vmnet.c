@@ -54,12 +54,21 @@ static int ctx_open(struct ctx *c, const struct md_paths *p, bool kernel, md_err
 	c->vmdir = md_path_join(c->ip.dir, "vms");
 	if (md_mkdir_p(c->vmdir, 0700, err) < 0 || md_mkdir_p(p->netns_dir, 0755, err) < 0)
 		goto fail;
-	if (kernel && (md_nl_open(&c->sk, err) < 0 || md_nft_open(&c->nft, err) < 0))
+	if (kernel && md_nl_open(&c->sk, err) < 0)
 		goto fail;
 	return 0;
 fail:
 	ctx_close(c);
 	return -1;
+}
+
+/* libnftables only where the rule set itself is loaded, listed or removed (setup, gc, teardown):
+ * making its context costs more than a VM's whole set-element transaction (nfset.c). */
+static struct md_nft *nft(struct ctx *c, md_err **err)
+{
+	if (c->nft == NULL && md_nft_open(&c->nft, err) < 0)
+		return NULL;
+	return c->nft;
 }
 
 /* Test-only fault hook: METALD_FAULT=net-create:STEP kills this process at STEP, to prove that
@@ -212,7 +221,7 @@ static int host_setup(struct ctx *c, const struct md_netcfg *cfg, md_err **err)
 	    check_overlap(c, &cfg->pool6, "UNKEY_METALD_NETWORK_VM_SUBNET_IPV6", err) < 0)
 		return -1;
 	rules = md_rules_setup(cfg);
-	if (md_nft_run(c->nft, rules, err) < 0)
+	if (nft(c, err) == NULL || md_nft_run(c->nft, rules, err) < 0)
 		return md_err_wrap(err, "setup rules");
 	/* IPv4 forwarding is a per-interface switch (the ingress interface decides): our bridges get
 	 * it when made, the uplinks (default route) here, for replies and published ports. IPv6 has
@@ -291,7 +300,9 @@ static int record_write(struct ctx *c, json_t *rec, const char *state, md_err **
 	_cleanup_free_ char *path = vm_path(c, json_string_value(json_object_get(json_object_get(rec, "net"), "id")));
 
 	json_object_set_new(rec, "state", json_string(state));
-	return md_json_write_atomic(path, rec, 0600, err);
+	/* not fsync'd: what a record names (namespace, links, set elements) is gone after a crash of
+	 * the host anyway, and the lease that gc needs to undo a half-made VM is durable */
+	return md_json_write_replace(path, rec, 0600, err);
 }
 
 static int record_read(struct ctx *c, const char *id, json_t **rec, md_err **err)
@@ -379,23 +390,35 @@ static int ports_update(struct ctx *c, const char *id, json_t *publish, bool add
 
 /* ---- kernel objects ---- */
 
-/* Run deletions; if the batch fails because something is already gone, delete line by line. */
-static void nft_delete_tolerant(struct ctx *c, const char *cmds)
+/* Add set elements. Our tables can be gone while our records remain (a host reboot, a flushed
+ * ruleset): restoring them is gc's work (it also rebuilds every VM's elements from the records,
+ * which a bare setup here would leave out, failing open), so say so. */
+static int elements_add(const struct md_nf_batch *b, md_err **err)
 {
-	_cleanup_free_ char *copy = NULL;
-	char *save = NULL;
+	md_err *e = NULL;
 
-	if (cmds == NULL || md_nft_run(c->nft, cmds, NULL) == 0)
-		return;
-	copy = strdup(cmds);
-	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-		md_nft_run(c->nft, l, NULL);
+	if (md_log_get_level() >= MD_LOG_DEBUG) {
+		_cleanup_free_ char *text = md_nf_batch_text(b);
+		md_debug("nftables:\n%s", text);
+	}
+	if (md_nf_batch_commit(b, false, &e) == 0)
+		return 0;
+	if (e->status == ENOENT) {
+		md_err_free(&e);
+		return md_fail(err, 0, "nftables: the metald tables are missing (host rebooted or ruleset flushed?): "
+				       "run `metald-net gc` to restore them");
+	}
+	if (err)
+		*err = e;
+	else
+		md_err_free(&e);
+	return -1;
 }
 
 static int tenant_bridge(struct ctx *c, const char *tenant, const struct md_lease *l, const struct md_netcfg *cfg,
 			 md_err **err)
 {
-	_cleanup_free_ char *fwd = NULL, *redir = NULL, *rules = NULL;
+	_cleanup_free_ char *fwd = NULL, *redir = NULL;
 	int idx = md_nl_ifindex(c->sk, l->bridge, err);
 
 	if (idx < 0)
@@ -419,11 +442,13 @@ static int tenant_bridge(struct ctx *c, const char *tenant, const struct md_leas
 		return -1;
 	{
 		char g4[INET6_ADDRSTRLEN], g6[INET6_ADDRSTRLEN];
-		rules = md_rules_tenant(tenant, l->bridge, md_addr_str(&l->gw4, g4, sizeof(g4)),
-					md_addr_str(&l->gw6, g6, sizeof(g6)), true);
+		_cleanup_nf_batch_ struct md_nf_batch b = { 0 };
+
+		md_rules_tenant(&b, tenant, l->bridge, md_addr_str(&l->gw4, g4, sizeof(g4)),
+				md_addr_str(&l->gw6, g6, sizeof(g6)), true);
+		if (elements_add(&b, err) < 0)
+			return md_err_wrap(err, "tenant `%s` rules", tenant);
 	}
-	if (md_nft_run(c->nft, rules, err) < 0)
-		return md_err_wrap(err, "tenant `%s` rules", tenant);
 	return idx;
 }
 
@@ -434,7 +459,8 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 	const char *id = json_string_value(json_object_get(net, "id"));
 	const char *tenant = json_string_value(json_object_get(net, "tenant"));
 	const char *link = json_string_value(json_object_get(net, "host_link"));
-	_cleanup_free_ char *pin = pin_path(c->p, id), *rules = NULL, *path = vm_path(c, id);
+	_cleanup_free_ char *pin = pin_path(c->p, id), *path = vm_path(c, id);
+	_cleanup_nf_batch_ struct md_nf_batch b = { 0 };
 	bool gone = false;
 
 	/* The host link first: down and off the tenant bridge, the VM is cut off at once, and a
@@ -444,8 +470,9 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 	 * (after the pin is removed and no VMM is left inside), in the background. */
 	if (link && md_nl_link_detach(c->sk, link, err) < 0)
 		return -1;
-	md_rules_vm(&rules, net, false);
-	nft_delete_tolerant(c, rules);
+	md_rules_vm(&b, net, false);
+	if (md_nf_batch_commit(&b, true, err) < 0)
+		return md_err_wrap(err, "VM rules");
 	if (md_netns_remove(pin, err) < 0 ||
 	    (json_array_size(json_object_get(net, "publish")) > 0 && ports_update(c, id, NULL, false, err) < 0))
 		return -1;
@@ -453,19 +480,21 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 		return -1;
 	if (gone && tenant) {
 		char br[IFNAMSIZ];
-		_cleanup_free_ char *trules = NULL;
+		_cleanup_nf_batch_ struct md_nf_batch tb = { 0 };
 
 		md_ipam_bridge_name(tenant, br);
 		if (md_nl_link_del(c->sk, br, err) < 0)
 			return -1;
-		trules = md_rules_tenant(tenant, br,
-					 json_string_value(json_object_get(json_object_get(net, "ipv4"), "gateway")),
-					 json_string_value(json_object_get(json_object_get(net, "ipv6"), "gateway")), false);
-		nft_delete_tolerant(c, trules);
+		md_rules_tenant(&tb, tenant, br, json_string_value(json_object_get(json_object_get(net, "ipv4"), "gateway")),
+				json_string_value(json_object_get(json_object_get(net, "ipv6"), "gateway")), false);
+		if (md_nf_batch_commit(&tb, true, err) < 0)
+			return md_err_wrap(err, "tenant `%s` rules", tenant);
 	}
+	/* no fsync: a record brought back by a host crash names objects that are gone, which gc
+	 * removes */
 	if (unlink(path) < 0 && errno != ENOENT)
 		return md_fail(err, errno, "remove `%s`", path);
-	return md_fsync_dir(c->vmdir, err);
+	return 0;
 }
 
 static json_t *public_object(const struct md_paths *p, const struct md_netcfg *cfg, const struct md_vmnet_req *r,
@@ -525,7 +554,7 @@ static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, js
 	_cleanup_close_ int hostfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int nsfd = -1;
 	struct nl_sock *vsk = NULL;
-	_cleanup_free_ char *rules = NULL;
+	_cleanup_nf_batch_ struct md_nf_batch b = { 0 };
 	int rc = -1, vbr, vtap, vveth, hidx;
 
 	if (hostfd < 0)
@@ -564,8 +593,9 @@ static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, js
 			goto out;
 	}
 	fault("tc");
-	md_rules_vm(&rules, net, true);
-	if (md_nft_run(c->nft, rules, err) < 0) {
+	if (md_rules_vm(&b, net, true) < 0 || elements_add(&b, err) < 0) {
+		if (err && !*err)
+			md_fail(err, EINVAL, "VM rules: damaged network object");
 		md_err_wrap(err, "VM rules");
 		goto out;
 	}
@@ -765,7 +795,6 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 	char **keep_links = calloc(1, sizeof(char *)), **keep_br = calloc(1, sizeof(char *));
 	size_t nk = 0, nl = 0, nb = 0;
 	json_t *done = json_array(), *records = json_array();
-	_cleanup_free_ char *sync = NULL;
 	_cleanup_closedir_ DIR *d = NULL;
 	struct dirent *de;
 	int rc = -1;
@@ -885,7 +914,7 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 		json_t *rec;
 		_cleanup_json_ json_t *tables = NULL;
 
-		if (md_nft_list_json(c.nft, "list tables", &tables, err) < 0)
+		if (nft(&c, err) == NULL || md_nft_list_json(c.nft, "list tables", &tables, err) < 0)
 			goto out;
 		{
 			int ours = 0;
@@ -903,25 +932,26 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 				ours = 2;
 			}
 			if (ours == 2) {
-				sync = md_rules_flush_sets();
+				_cleanup_nf_batch_ struct md_nf_batch sync = { 0 };
+
+				md_rules_flush_sets(&sync);
 				for (char **t = tenants; *t; t++) {
 					char br[IFNAMSIZ];
 					md_ipam_bridge_name(*t, br);
 					_cleanup_json_ json_t *trec = NULL;
-					if (strv_has(keep_br, br) && md_ipam_tenant(&c.ip, *t, &trec, NULL) == 0 &&
-					    json_string_value(json_object_get(trec, "gateway4")) &&
-					    json_string_value(json_object_get(trec, "gateway6"))) {
-						_cleanup_free_ char *tr = md_rules_tenant(
-							*t, br, json_string_value(json_object_get(trec, "gateway4")),
-							json_string_value(json_object_get(trec, "gateway6")), true);
-						char *ns = md_strdup_printf("%s%s", sync, tr);
-						free(sync);
-						sync = ns;
-					}
+					if (strv_has(keep_br, br) && md_ipam_tenant(&c.ip, *t, &trec, NULL) == 0)
+						md_rules_tenant(&sync, *t, br, json_string_value(json_object_get(trec, "gateway4")),
+								json_string_value(json_object_get(trec, "gateway6")), true);
 				}
-				json_array_foreach(records, i, rec)
-					md_rules_vm(&sync, json_object_get(rec, "net"), true);
-				if (md_nft_run(c.nft, sync, err) < 0) {
+				json_array_foreach(records, i, rec) {
+					_cleanup_nf_batch_ struct md_nf_batch one = { 0 };
+
+					/* a record too damaged to name its elements adds none */
+					if (md_rules_vm(&one, json_object_get(rec, "net"), true) < 0)
+						continue;
+					md_nf_batch_append(&sync, &one);
+				}
+				if (md_nf_batch_commit(&sync, false, err) < 0) {
 					md_err_wrap(err, "gc: rebuild sets");
 					goto out;
 				}
@@ -973,7 +1003,15 @@ int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
 			const char *key;
 			json_t *v;
 
-			nft_delete_tolerant(&c, rules);
+			/* our tables, each if there (a second teardown finds none) */
+			if (nft(&c, err) == NULL) {
+				rc = -1;
+			} else {
+				char *save = NULL;
+
+				for (char *l = strtok_r(rules, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+					(void)md_nft_run(c.nft, l, NULL);
+			}
 			/* put back the forwarding switches setup found (links gone since are skipped) */
 			if (md_json_read(rpath, &restore, NULL) == 0 && json_is_object(restore)) {
 				json_object_foreach(restore, key, v)

@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential pkg-config
-libnl-3-dev libnl-route-3-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libjansson-dev libnftables-dev
+libnl-3-dev libnl-route-3-dev libseccomp-dev libcap-dev libcurl4-openssl-dev libjansson-dev libnftables-dev libnftnl-dev libmnl-dev
 jq bats bats-support bats-assert curl python3 socat man-db groff-base
 qemu-system-x86 busybox-static cpio e2fsprogs iproute2 nftables bubblewrap procps util-linux kmod iputils-ping"
 

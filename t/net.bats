@@ -155,12 +155,22 @@ teardown() { net_teardown; }
 	run_code 0 net show --id a2
 	! in_hostns nft list set bridge metald ports | grep -q ghost
 	in_hostns nft list set bridge metald ports | grep -q 'vm:a2'
-	# someone deletes our tables: gc puts the rules and a2's elements back
+	# someone deletes our tables: create says so and undoes itself (a bare setup would bring back
+	# the rules without a2's elements, failing open); gc puts the rules and a2's elements back
 	in_hostns nft delete table inet metald
 	in_hostns nft delete table bridge metald
+	run_code 1 net create --id a3 --tenant ta
+	[[ "$output" == *"the metald tables are missing"*"run \`metald-net gc\`"* ]]
+	run_code 3 net show --id a3
+	[ ! -e "$NET_ROOT/netns/metald-a3" ]
+	! grep -q '"a3"' "$NET_ROOT"/data/net/tenants/*.json
 	run_code 0 net gc --json
 	in_hostns nft list set bridge metald ports | grep -q 'vm:a2'
+	in_hostns nft list set inet metald bridges | grep -q 'tenant:ta'
 	in_hostns nft list chain inet metald forward | grep -q 'oifname @bridges drop'
+	run_code 0 net create --id a3 --tenant ta
+	in_hostns nft list set bridge metald addr4 | grep -q 'vm:a3'
+	run_code 0 net delete --id a3
 	run_code 0 net delete --id a2
 	net_none
 }

@@ -69,10 +69,14 @@ static void rules(void)
 	json_t *vm = json_pack("{s:s, s:s, s:s, s:{s:s}, s:{s:s}, s:[{s:i, s:i, s:s}]}", "id", "vm1", "host_link",
 			       "mdv0123456789ab", "mac", "02:00:5e:10:20:30", "ipv4", "address", "10.0.0.2", "ipv6",
 			       "address", "fd00:1::2", "publish", "host_port", 8080, "guest_port", 80, "protocol", "tcp");
-	char *add = NULL, *del = NULL;
+	struct md_nf_batch ba = { 0 }, bd = { 0 };
+	char *add, *del;
 
-	md_rules_vm(&add, vm, true);
-	md_rules_vm(&del, vm, false);
+	ok(md_rules_vm(&ba, vm, true) == 0 && md_rules_vm(&bd, vm, false) == 0, "elements of a VM");
+	ok(ba.n == 10 && bd.n == 10, "10 elements: port, MAC, IPv4, 3 IPv6, 2 ND targets, 2 forwards (%zu, %zu)", ba.n,
+	   bd.n);
+	add = md_nf_batch_text(&ba);
+	del = md_nf_batch_text(&bd);
 	like(add, "add element bridge metald macs { \"mdv0123456789ab\" . 02:00:5e:10:20:30 comment \"vm:vm1\" }",
 	     "MAC element tagged with the VM");
 	like(add, "\"mdv0123456789ab\" . fe80::5eff:fe10:2030 comment \"vm:vm1\"", "link-local allowed");
@@ -81,8 +85,11 @@ static void rules(void)
 	like(add, "add element bridge metald nd6 { \"mdv0123456789ab\" . 0xfd000001000000000000000000000002 comment \"vm:vm1\"",
 	     "ND target element as raw 128 bits");
 	ok(strstr(del, "comment") == NULL, "deletions carry no comments");
+	ok(strstr(del, " : ") == NULL, "deletions name the key only");
 	free(add);
 	free(del);
+	md_nf_batch_free(&ba);
+	md_nf_batch_free(&bd);
 	json_decref(vm);
 }
 
