@@ -22,11 +22,12 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Ilib \
               -DMETALD_VERSION='"$(VERSION)"' -DMETALD_PREFIX='"$(PREFIX)"' \
               $(shell pkg-config --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null) -MMD -MP
-# libnl linked statically: its two shared libraries cost ~0.2 ms of dynamic linking at every start
-# of a program that runs once per VM operation (Debian ships the .a files in the -dev packages)
-LIBNL   := libnl-3.0 libnl-route-3.0
-LDLIBS  := -Wl,-Bstatic $(shell pkg-config --libs $(LIBNL) 2>/dev/null) -Wl,-Bdynamic \
-           $(shell pkg-config --libs $(filter-out $(LIBNL),$(PKGS)) 2>/dev/null) -ldl -lpthread -lm
+# Libraries with a static archive in their Debian -dev package are linked statically: these
+# programs start once per VM operation, and dynamic linking of libnl alone cost ~0.2 ms per start
+# (libcurl and libmnl stay shared: Debian ships no usable archive for them)
+STATIC_PKGS := libnl-3.0 libnl-route-3.0 jansson libseccomp libcap libnftnl
+LDLIBS  := -Wl,-Bstatic $(shell pkg-config --libs $(STATIC_PKGS) 2>/dev/null) -Wl,-Bdynamic \
+           $(shell pkg-config --libs $(filter-out $(STATIC_PKGS),$(PKGS)) 2>/dev/null) -ldl -lpthread -lm
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
 ifeq ($(V),1)
