@@ -1,5 +1,5 @@
 /* Address management for metald-net: tenant subnets from the pools and VM addresses inside them,
- * recorded durably (one file per tenant, atomic writes) under one lock. */
+ * recorded durably (per tenant a file and a journal of leases, see ipam.c) under one lock. */
 #ifndef METALD_IPAM_H
 #define METALD_IPAM_H
 
@@ -37,6 +37,10 @@ int md_ipam_release(struct md_ipam *ip, const char *tenant, const char *id, bool
 
 /* The tenant's record (subnets, bridge, leases), or exit class 3. */
 int md_ipam_tenant(struct md_ipam *ip, const char *tenant, json_t **out, md_err **err);
+
+/* Remove lease journals no tenant file refers to (left by a crash); *removed lists their names
+ * (NULL-terminated; free with md_strv_free). */
+int md_ipam_sweep(struct md_ipam *ip, char ***removed, md_err **err);
 
 /* Tenant names that have a record (NULL-terminated; free with md_strv_free). */
 int md_ipam_tenants(struct md_ipam *ip, char ***names, md_err **err);

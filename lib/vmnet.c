@@ -861,6 +861,15 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 		if (!gone)
 			PUSH(keep_br, nb, br);
 	}
+	{
+		char **swept = NULL;
+
+		if (md_ipam_sweep(&c.ip, &swept, err) < 0)
+			goto out;
+		for (char **j = swept; *j; j++)
+			note(done, "lease journal", *j);
+		md_strv_free(swept);
+	}
 	/* 3. links and pins that no record claims */
 	if (md_nl_links(c.sk, "mdv", &links, err) < 0)
 		goto out;

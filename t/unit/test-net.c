@@ -1,6 +1,13 @@
 /* Unit tests of metald-net's pure parts: MAC and name derivation, link-local addresses, the
- * --publish and --rate parsers, the rule text for a VM. */
+ * --publish and --rate parsers, the rule text for a VM, IPAM's file and journal. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "../../lib/cleanup.h"
+#include "../../lib/nl.h"
+#include "../../lib/state.h"
 #include "../../lib/ipam.h"
 #include "../../lib/netrules.h"
 #include "../../lib/vmnet.h"
@@ -93,11 +100,119 @@ static void rules(void)
 	json_decref(vm);
 }
 
+static int count_logs(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	while (d && (de = readdir(d)))
+		n += strlen(de->d_name) > 4 && strcmp(de->d_name + strlen(de->d_name) - 4, ".log") == 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Append raw text to the one journal in dir. */
+static int append_to_log(const char *dir, const char *text)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int rc = -1;
+
+	while (d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n > 4 && strcmp(de->d_name + n - 4, ".log") == 0) {
+			_cleanup_free_ char *p = md_strdup_printf("%s/%s", dir, de->d_name);
+			FILE *f = fopen(p, "a");
+			rc = f && fputs(text, f) >= 0 ? 0 : -1;
+			if (f)
+				fclose(f);
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	return rc;
+}
+
+static void ipam_journal(void)
+{
+	char root[] = "/tmp/metald-unit-ipam.XXXXXX";
+	struct md_netcfg cfg;
+	struct md_ipam ip;
+	struct md_lease l;
+	md_err *err = NULL;
+	json_t *rec = NULL;
+	bool gone = false, dup = false;
+	char id[16], seen[200] = { 0 }, a4[64];
+	_cleanup_free_ char *tdir = NULL, *cmd = NULL;
+
+	if (mkdtemp(root) == NULL || md_netcfg_load(&cfg, &err) < 0) {
+		ok(0, "ipam: setup: %s", err ? err->msg : "mkdtemp");
+		return;
+	}
+	tdir = md_strdup_printf("%s/net/tenants", root);
+	ok(md_ipam_open(&ip, root, &err) == 0, "ipam open");
+	/* 150 leases: the first writes the tenant file, the others go to journals (rewritten into
+	 * the file every 64 lines); every address distinct */
+	for (int i = 0; i < 150; i++) {
+		snprintf(id, sizeof(id), "v%d", i);
+		if (md_ipam_lease(&ip, &cfg, "t", id, NULL, NULL, &l, &err) < 0) {
+			ok(0, "lease %s: %s", id, err->msg);
+			md_err_free(&err);
+			break;
+		}
+		dup |= seen[l.addr4.b[3]]++ != 0;
+	}
+	ok(!dup, "150 leases, 150 distinct addresses");
+	ok(md_ipam_tenant(&ip, "t", &rec, &err) == 0 && json_object_size(json_object_get(rec, "leases")) == 150,
+	   "the tenant file with its journal replayed holds all 150");
+	json_decref(rec);
+	ok(count_logs(tdir) == 1, "one journal (the current epoch's)");
+	ok(md_ipam_release(&ip, "t", "v7", &gone, &err) == 0 && !gone, "release v7");
+	/* a crash inside an append leaves a torn line: ignored, and cut before the next append */
+	ok(append_to_log(tdir, "{\"lease\":\"torn") == 0, "a torn last line");
+	ok(md_ipam_lease(&ip, &cfg, "t", "again", NULL, NULL, &l, &err) == 0, "lease after a torn line");
+	ok(l.addr4.b[3] == 9, "it gets v7's address back (%s)", md_addr_str(&l.addr4, a4, sizeof(a4)));
+	ok(md_ipam_tenant(&ip, "t", &rec, &err) == 0 && json_object_get(json_object_get(rec, "leases"), "again") &&
+	       !json_object_get(json_object_get(rec, "leases"), "v7"),
+	   "the journal reads back whole after the cut");
+	json_decref(rec);
+	/* a journal of another epoch (left by a crash) is never replayed, and the sweep removes it */
+	free(cmd);
+	cmd = md_strdup_printf("%s/t.42.log", tdir);
+	ok(md_write_atomic(cmd, "{\"release\":\"v1\"}\n", 17, 0600, &err) == 0, "a stale journal");
+	ok(md_ipam_tenant(&ip, "t", &rec, &err) == 0 && json_object_get(json_object_get(rec, "leases"), "v1"),
+	   "a stale journal is not replayed");
+	json_decref(rec);
+	{
+		char **removed = NULL;
+
+		int src = md_ipam_sweep(&ip, &removed, &err);
+
+		ok(src == 0 && removed[0] && strcmp(removed[0], "t.42.log") == 0 &&
+		       removed[1] == NULL,
+		   "sweep removes it, and only it");
+		md_strv_free(removed);
+	}
+	for (int i = 0; i < 150; i++) {
+		snprintf(id, sizeof(id), "v%d", i);
+		md_ipam_release(&ip, "t", id, &gone, &err);
+	}
+	ok(md_ipam_release(&ip, "t", "again", &gone, &err) == 0 && gone, "the last release removes the tenant");
+	ok(count_logs(tdir) == 0 && access(tdir, F_OK) == 0, "and its journal");
+	md_ipam_close(&ip);
+	md_netcfg_free(&cfg);
+	md_rm_rf(root, NULL);
+}
+
 int main(void)
 {
 	macs();
 	publish();
 	rates();
 	rules();
+	ipam_journal();
 	return done_testing();
 }
