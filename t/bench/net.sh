@@ -12,35 +12,39 @@ if [ "${MD_BENCH_INNER:-}" != 1 ]; then
 	P="mtb$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')"
 	HOST="${P}host"
 	ROOT=$(mktemp -d /tmp/metald-bench.XXXXXX)
+	PINS=$(mktemp -d /run/metald-bench.XXXXXX)
 	ip netns add "$HOST"
 	ip -n "$HOST" link set lo up
 fi
 cleanup() {
-	nsenter --net="/run/netns/$HOST" "$BIN" --root "$ROOT" teardown --force >/dev/null 2>&1 || true
+	UNKEY_METALD_DATA_DIR="$ROOT/data" UNKEY_METALD_RUN_DIR="$ROOT/run" UNKEY_METALD_NETNS_DIR="$PINS" \
+		nsenter --net="/run/netns/$HOST" "$BIN" teardown --force >/dev/null 2>&1 || true
 	for ns in $(ip netns list | awk '{print $1}' | grep "^${P}b" || true); do ip netns del "$ns"; done
 	ip netns del "$HOST" 2>/dev/null || true
 	rm -rf "$ROOT"
+	rmdir "$PINS" 2>/dev/null || true
 }
 [ "${MD_BENCH_INNER:-}" = 1 ] || trap cleanup EXIT
 # Everything below runs inside the host namespace (one nsenter for the whole run, so neither side
 # pays one per command); times come from bash's own clock, no process per reading.
 H() { "$@"; }
 if [ "${MD_BENCH_INNER:-}" != 1 ]; then
-	MD_BENCH_INNER=1 P=$P HOST=$HOST ROOT=$ROOT nsenter --net="/run/netns/$HOST" bash "$0"
+	MD_BENCH_INNER=1 P=$P HOST=$HOST ROOT=$ROOT PINS=$PINS nsenter --net="/run/netns/$HOST" bash "$0"
 	exit $?
 fi
+export UNKEY_METALD_DATA_DIR="$ROOT/data" UNKEY_METALD_RUN_DIR="$ROOT/run" UNKEY_METALD_NETNS_DIR="$PINS"
 trap - EXIT
 minimum() { sort -n | head -1 | awk '{printf "%.2f", $1 / 1e6}'; }
 median() { sort -n | awk '{a[NR]=$1} END {m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f", m / 1e6}'; }
 
 # --- metald-net ---
 : > "$ROOT/create.ns"; : > "$ROOT/delete.ns"
-H "$BIN" --root "$ROOT" setup
+H "$BIN" setup
 for i in $(seq 1 "$N"); do
-	t=${EPOCHREALTIME/./}; H "$BIN" --root "$ROOT" create --id "v$i" --tenant "t$((i % 4))" >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/create.ns"
+	t=${EPOCHREALTIME/./}; H "$BIN" create --id "v$i" --tenant "t$((i % 4))" >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/create.ns"
 done
 for i in $(seq 1 "$N"); do
-	t=${EPOCHREALTIME/./}; H "$BIN" --root "$ROOT" delete --id "v$i"; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/delete.ns"
+	t=${EPOCHREALTIME/./}; H "$BIN" delete --id "v$i"; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/delete.ns"
 done
 mc=$(median < "$ROOT/create.ns"); md=$(median < "$ROOT/delete.ns")
 mcl=$(minimum < "$ROOT/create.ns"); mdl=$(minimum < "$ROOT/delete.ns")
@@ -49,10 +53,10 @@ mcl=$(minimum < "$ROOT/create.ns"); mdl=$(minimum < "$ROOT/delete.ns")
 : > "$ROOT/big.ns"
 export UNKEY_METALD_NETWORK_TENANT_PREFIX_IPV4=22
 for i in $(seq 1 "$BIG"); do
-	t=${EPOCHREALTIME/./}; H "$BIN" --root "$ROOT" create --id "w$i" --tenant "u$((i % 2))" >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/big.ns"
+	t=${EPOCHREALTIME/./}; H "$BIN" create --id "w$i" --tenant "u$((i % 2))" >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/big.ns"
 done
 first=$(head -10 "$ROOT/big.ns" | median); last=$(tail -10 "$ROOT/big.ns" | median)
-for i in $(seq 1 "$BIG"); do H "$BIN" --root "$ROOT" delete --id "w$i"; done
+for i in $(seq 1 "$BIG"); do H "$BIN" delete --id "w$i"; done
 unset UNKEY_METALD_NETWORK_TENANT_PREFIX_IPV4
 
 # --- the same topology with ip/nft/tc commands ---
