@@ -362,7 +362,14 @@ static int commit_range(const struct md_nf_batch *b, size_t from, size_t to, siz
 			if (h->nlmsg_type != NLMSG_ERROR)
 				continue;
 			ne = mnl_nlmsg_get_payload(h);
-			if (ne->error && rc == 0 && h->nlmsg_seq > seq0 && h->nlmsg_seq <= last) {
+			if (ne->error && (h->nlmsg_seq <= seq0 || h->nlmsg_seq > last)) {
+				/* the batch itself refused (no CAP_NET_ADMIN, nf_tables missing): nothing
+				 * else will come */
+				if (rc == 0)
+					md_fail(err, -ne->error, "nftables: transaction refused");
+				rc = -1;
+				done = true;
+			} else if (ne->error && rc == 0) {
 				*failed = from + (h->nlmsg_seq - seq0 - 1);
 				nl_error(err, &b->v[*failed], -ne->error);
 				rc = -1;
