@@ -300,7 +300,8 @@ static int commit_range(const struct md_nf_batch *b, size_t from, size_t to, siz
 	size_t bufsize = 4096 + (to - from) * 512;
 	_cleanup_free_ char *buf = malloc(bufsize);
 	char rbuf[8192];
-	uint32_t seq0 = (uint32_t)md_now_mono_ns(), seq = seq0, last;
+	/* below 2^30, so seq0 + n never wraps and the comparisons below hold */
+	uint32_t seq0 = (uint32_t)(md_now_mono_ns() & 0x3fffffff), seq = seq0, last;
 	struct timeval tv = { .tv_sec = 10 };
 	int one = 1, rc = -1, sndbuf;
 	bool done = false;
