@@ -1,5 +1,5 @@
-/* Unit tests of the VMM plumbing: the boot spec (lib/vmspec.c), the socket wait (lib/unixsock.c)
- * and QEMU's argv (lib/vmm-qemu.c). */
+/* Unit tests of the VMM plumbing: the boot spec (lib/vmspec.c), the socket wait (lib/unixsock.c),
+ * QEMU's argv (lib/vmm-qemu.c) and the VM records' locks (lib/vmrec.c). */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +14,7 @@
 #include "../../lib/state.h"
 #include "../../lib/unixsock.h"
 #include "../../lib/vmm-qemu.h"
+#include "../../lib/vmrec.h"
 #include "../../lib/vmspec.h"
 #include "tap.h"
 
@@ -274,6 +275,67 @@ static void qemu_argv(void)
 	free(d);
 }
 
+/* A verb waiting on a VM's lock while the VM is deleted (its directory, lock file and all, removed
+ * by the holder) ends with "not found"; when the id is made again meanwhile, it gets the new
+ * VM's lock, never the unlinked file of the old one. */
+static void record_lock(void)
+{
+	struct md_paths p = { 0 };
+	md_err *err = NULL;
+	int status;
+
+	p.data_dir = md_path_join(dir, "data");
+	for (int remake = 0; remake < 2; remake++) {
+		_cleanup_free_ char *rd = md_vmrec_dir(&p, "r1"), *lockp = md_vmrec_file(&p, "r1", "lock");
+		int go[2], res[2], fd;
+		char c = 0;
+		pid_t pid;
+
+		if (pipe(go) < 0 || pipe(res) < 0)
+			abort();
+		ok(md_vmrec_mkdir(&p, "r1", &err) == 0, "record made");
+		pid = fork();
+		if (pid == 0) {
+			md_err *e = NULL;
+			struct stat a, b;
+			int r;
+
+			if (read(go[0], &c, 1) != 1)
+				_exit(2);
+			r = md_vmrec_lock(&p, "r1", 5000000000ULL, &e);
+			/* n: not found; h: holds the lock file at the path; else x */
+			c = r < 0 && e->code == MD_EXIT_NOTFOUND ? 'n'
+			    : r >= 0 && fstat(r, &a) == 0 && stat(lockp, &b) == 0 && a.st_ino == b.st_ino ? 'h'
+													 : 'x';
+			if (write(res[1], &c, 1) != 1)
+				_exit(2);
+			_exit(0);
+		}
+		fd = md_vmrec_lock(&p, "r1", 0, &err);
+		ok(fd >= 0, "holder locks the record");
+		if (write(go[1], "g", 1) != 1)
+			abort();
+		md_sleep_ns(200000000); /* the waiter is in md_lock's loop by now */
+		md_rm_rf(rd, NULL);
+		if (remake)
+			md_vmrec_mkdir(&p, "r1", NULL);
+		close(fd);
+		if (read(res[0], &c, 1) != 1)
+			c = 0;
+		waitpid(pid, &status, 0);
+		if (remake)
+			is_int(c, 'h', "deleted and made again while waiting: the waiter holds the new record's lock");
+		else
+			is_int(c, 'n', "deleted while waiting: the waiter says not found (class 3)");
+		md_rm_rf(rd, NULL);
+		close(go[0]);
+		close(go[1]);
+		close(res[0]);
+		close(res[1]);
+	}
+	md_paths_free(&p);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -282,6 +344,7 @@ int main(void)
 	specs();
 	socket_wait();
 	qemu_argv();
+	record_lock();
 	md_rm_rf(dir, NULL);
 	return done_testing();
 }
