@@ -223,8 +223,8 @@ static int print(json_t *v, const char *const *cols)
 	return 0;
 }
 
-static const char *const info_cols[] = { "id", "state", "reason", "vmm", "customer_id", "tenant", "vcpus",
-					 "memory_bytes", "pid", "network.ipv4.address", "network.ipv6.address",
+static const char *const info_cols[] = { "id", "state", "reason", "phase", "vmm", "customer_id", "tenant",
+					 "vcpus", "memory_bytes", "pid", "network.ipv4.address", "network.ipv6.address",
 					 "network.mac", "network.tap", "network.netns", "network.ipv4.gateway",
 					 "network.ipv6.gateway", "network.dns", "network.port_mappings",
 					 "usage.cpu_percent", "usage.memory_bytes", "usage.storage.bytes_read",
@@ -453,8 +453,9 @@ static int cmd_delete(int argc, char **argv)
 
 static int cmd_list(int argc, char **argv)
 {
-	static const char *const cols[] = { "id", "state", "vmm", "customer_id=CUSTOMER", "vcpus", "memory_bytes=MEMORY",
-					    "network.ipv4.address=IPV4", "network.ipv6.address=IPV6", "pid", NULL };
+	static const char *const cols[] = { "id", "state", "phase", "vmm", "customer_id=CUSTOMER", "vcpus",
+					    "memory_bytes=MEMORY", "network.ipv4.address=IPV4",
+					    "network.ipv6.address=IPV6", "pid", NULL };
 	struct args a;
 	json_t *out = NULL;
 	md_err *err = NULL;

@@ -214,14 +214,40 @@ static void refresh_locked(struct md_vm_ctx *c, const char *id, json_t *rec)
 	}
 }
 
-/* Lock, load and refresh one VM's record. */
+/* The states a verb takes, for open_vm: IN(state) for each; ANY: every state, and also a record
+ * left by an unfinished command (only delete takes those). */
 #define IN(s) (1u << (s))
+#define ANY (~0u)
+
+/* A record whose phase is set, seen with its lock held, was left by a command that did not finish
+ * (each clears the phase before it lets go of the lock): what it names may be half made or half
+ * removed, so only delete and reconcile act on it. Exit 4, naming the phase and the way out. */
+static int unfinished(const char *id, const char *phase, const char *verb, md_err **err)
+{
+	if (!strcmp(phase, "deleting"))
+		return md_conflict(err,
+				   "cannot %s vm `%s`: an unfinished delete left it in phase `deleting` (finish it: "
+				   "`metald-vm delete %s` or `metald-vm reconcile`)",
+				   verb, id, id);
+	if (!strcmp(phase, "creating") || !strcmp(phase, "booting"))
+		return md_conflict(err,
+				   "cannot %s vm `%s`: an interrupted %s left it in phase `%s` (undo it: "
+				   "`metald-vm reconcile`, or remove it: `metald-vm delete %s`)",
+				   verb, id, phase[0] == 'c' ? "create" : "boot", phase, id);
+	return md_conflict(err,
+			   "cannot %s vm `%s`: an unfinished command left it in phase `%s` (run `metald-vm "
+			   "reconcile`, or remove it: `metald-vm delete %s`)",
+			   verb, id, phase, id);
+}
 
 /* Lock, load and refresh one VM's record, and check that its state is one `verb` takes (a mask
- * of IN(state); 0: any) — wrong state is exit 4, naming the state. */
+ * of IN(state), or ANY) — wrong state is exit 4, naming the state; so is a record an unfinished
+ * command left, naming its phase. */
 static int open_vm(struct md_vm_ctx *c, const char *id, const char *verb, unsigned states, int *lockfd, json_t **rec,
 		   md_err **err)
 {
+	const char *phase;
+
 	if (md_id_check(id, "vm id", err) < 0)
 		return -1;
 	*lockfd = md_vmrec_lock(&c->paths, id, c->lock_timeout_ns, err);
@@ -232,8 +258,11 @@ static int open_vm(struct md_vm_ctx *c, const char *id, const char *verb, unsign
 		*lockfd = -1;
 		return -1;
 	}
+	phase = rec_str(*rec, "phase");
+	if (states != ANY && phase)
+		return unfinished(id, phase, verb, err);
 	refresh_locked(c, id, *rec);
-	if (states && !(states & IN(rec_state(*rec))))
+	if (states != ANY && !(states & IN(rec_state(*rec))))
 		return wrong_state(id, *rec, verb, err);
 	return 0;
 }
@@ -1220,7 +1249,7 @@ int md_vm_delete(struct md_vm_ctx *c, const char *id, bool force, json_t **out, 
 	_cleanup_json_ json_t *rec = NULL;
 	enum md_vm_state s;
 
-	if (open_vm(c, id, "delete", 0, &lockfd, &rec, err) < 0)
+	if (open_vm(c, id, "delete", ANY, &lockfd, &rec, err) < 0)
 		return -1;
 	s = rec_state(rec);
 	if ((s == MD_VM_RUNNING || s == MD_VM_PAUSED) && !force)

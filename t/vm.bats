@@ -253,6 +253,66 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm reconcile
 }
 
+@test "a record an unfinished command left: verbs exit 4 naming the phase; info, list, logs show it; delete and reconcile clear it" {
+	local step phase verb want
+	local undo="(undo it: \`metald-vm reconcile\`, or remove it: \`metald-vm delete u1\`)"
+	for step in create:network delete:jail boot:record; do
+		case $step in
+		create:*)
+			phase=creating
+			want="an interrupted create left it in phase \`creating\` $undo" ;;
+		delete:*)
+			phase=deleting
+			want="an unfinished delete left it in phase \`deleting\` (finish it: \`metald-vm delete u1\` or \`metald-vm reconcile\`)"
+			run_code 0 vm create --id u1 ;;
+		boot:*)
+			phase=booting
+			want="an interrupted boot left it in phase \`booting\` $undo"
+			run_code 0 vm create --id u1 ;;
+		esac
+		METALD_FAULT=vm-$step run vm "${step%%:*}" u1
+		[ "$status" -eq 137 ]
+		[ "$(jq -r .phase "$R/data/vms/u1/vm.json")" = "$phase" ]
+		for verb in boot pause resume reboot shutdown "boot --paused" "shutdown --force"; do
+			run_code 4 vm $verb u1
+			[ "${#lines[@]}" -eq 1 ]
+			[[ "$output" == "metald-vm: cannot "*" vm \`u1\`: "*" left it in phase \`$phase\` ("* ]]
+			[[ "$output" == *"\`metald-vm reconcile\`"* ]]
+			[[ "$output" == *"\`metald-vm delete u1\`"* ]]
+		done
+		[ "$output" = "metald-vm: cannot shut down vm \`u1\`: $want" ]
+		# nothing was changed by the refusals
+		[ "$(jq -r .phase "$R/data/vms/u1/vm.json")" = "$phase" ]
+		# info, list and logs show it, with the phase
+		run_code 0 vm info u1 --json
+		[ "$(echo "$output" | jq -r .phase)" = "$phase" ]
+		run_code 0 vm info u1
+		[[ "$output" == *"$phase"* ]]
+		run_code 0 vm list --json
+		[ "$(echo "$output" | jq -r '.[] | select(.id == "u1") | .phase')" = "$phase" ]
+		run_code 0 vm list
+		[[ "${lines[0]}" == *PHASE* ]]
+		[[ "${lines[1]}" == *"u1 "*"$phase"* ]]
+		run_code 0 vm logs u1
+		# the ways out: delete whatever the phase; reconcile
+		if [ "$phase" = booting ]; then
+			run_code 0 vm reconcile
+			[ "$(jq -r .phase "$R/data/vms/u1/vm.json")" = null ]
+			run_code 4 vm pause u1
+			[[ "$output" == *"it is CREATED"* ]]
+		fi
+		run_code 0 vm delete u1
+		[ ! -e "$R/data/vms/u1" ]
+		[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+		run_code 3 vm boot u1
+	done
+	# a normal record shows no phase
+	run_code 0 vm create --id u2
+	run_code 0 vm info u2 --json
+	[ "$(echo "$output" | jq -r .phase)" = null ]
+	run_code 0 vm delete u2
+}
+
 @test "the Firecracker path end to end against the API test double" {
 	require_cmd python3
 	local fc="$BATS_TEST_TMPDIR/bin/firecracker"
