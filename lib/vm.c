@@ -23,7 +23,22 @@
 #include "vm-keeper.h"
 #include "vm.h"
 
-#define LOG_MAX (1024 * 1024)
+/* Each VM log file (serial.log, vmm.log) is rotated to .1 at this size: UNKEY_METALD_VM_LOG_MAX,
+ * default 1 MiB, at least 4 KiB. */
+static int log_max(size_t *out, md_err **err)
+{
+	const char *e = getenv("UNKEY_METALD_VM_LOG_MAX");
+	uint64_t v = 1024 * 1024;
+
+	if (e && *e) {
+		if (md_parse_size(e, &v, err) < 0)
+			return md_err_wrap(err, "UNKEY_METALD_VM_LOG_MAX");
+		if (v < 4096 || v > (1ULL << 40))
+			return md_usage(err, "UNKEY_METALD_VM_LOG_MAX `%s`: must be 4K to 1T", e);
+	}
+	*out = (size_t)v;
+	return 0;
+}
 
 /* Test-only fault hook: METALD_FAULT=vm-<verb>:<step> kills this process at that step, so tests
  * can prove that reconcile recovers from a crash anywhere. */
@@ -423,6 +438,7 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 	_cleanup_close_ int lockfd = -1;
 	struct md_config *cfg = NULL;
 	uint64_t uid = 0;
+	size_t logmax;
 	bool net_made = false;
 	struct stat st;
 
@@ -442,6 +458,8 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 	if (md_id_check(tenant, "tenant", err) < 0)
 		return -1;
 	if (choose_vmm(o->vmm, &vmm, err) < 0)
+		return -1;
+	if (o->boot && log_max(&logmax, err) < 0)
 		return -1;
 	/* fail before anything is made when the files are not there */
 	if (stat(cfg0->boot.kernel_path, &st) < 0)
@@ -817,9 +835,11 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 	bool qemu = !strcmp(vmm, "qemu");
 	pid_t vmm_pid = 0, keeper_pid = 0;
 	uint64_t start = 0, mem_limit;
-	size_t vmmlog_size = 0;
+	size_t vmmlog_size = 0, logmax;
 	int r = -1;
 
+	if (log_max(&logmax, err) < 0)
+		return md_err_wrap(err, "boot vm `%s`", id);
 	if (md_config_parse_file(cfgf, &cfg, err) < 0 || md_json_read(netf, &net, err) < 0)
 		return md_err_wrap(err, "boot vm `%s`: record", id);
 	bin = vmm_binary(vmm);
@@ -968,7 +988,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 			.vmm_log = vmmlog,
 			.exit_file = exitf,
 			.remove_on_exit = target,
-			.log_max = LOG_MAX,
+			.log_max = logmax,
 		};
 		if (md_keeper_start(&ks, &vmm_pid, &keeper_pid, err) < 0)
 			goto out;

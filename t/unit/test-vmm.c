@@ -1,5 +1,6 @@
 /* Unit tests of the VMM plumbing: the boot spec (lib/vmspec.c), the socket wait (lib/unixsock.c),
- * QEMU's argv (lib/vmm-qemu.c) and the VM records' locks (lib/vmrec.c). */
+ * QEMU's argv (lib/vmm-qemu.c), the VM records' locks (lib/vmrec.c) and the keeper's bounded logs
+ * (lib/vm-keeper.c). */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "../../lib/config.h"
 #include "../../lib/state.h"
 #include "../../lib/unixsock.h"
+#include "../../lib/vm-keeper.h"
 #include "../../lib/vmm-qemu.h"
 #include "../../lib/vmrec.h"
 #include "../../lib/vmspec.h"
@@ -336,6 +338,46 @@ static void record_lock(void)
 	md_paths_free(&p);
 }
 
+/* The keeper's console log: rotated to .1 when full, each file at most log_max bytes, and what the
+ * two hold together is exactly the end of what the VMM wrote (nothing lost at a rotation). */
+static void keeper_logs(void)
+{
+	_cleanup_free_ char *serial = md_path_join(dir, "serial.log"), *vlog = md_path_join(dir, "vmm.log");
+	_cleanup_free_ char *exitf = md_path_join(dir, "exit.json"), *old = md_strdup_printf("%s.1", serial);
+	_cleanup_free_ char *want = NULL, *a = NULL, *b = NULL, *both = NULL;
+	/* 3 rotations and a bit: lines of 6 bytes ("10000\n"), 3000 of them = 18000 bytes */
+	char *const argv[] = { "sh", "-c", "seq 10000 12999", NULL };
+	struct md_keeper_spec ks = {
+		.argv = argv, .serial_log = serial, .vmm_log = vlog, .exit_file = exitf, .log_max = 4096,
+	};
+	struct stat st1, st2;
+	pid_t vmm = 0, keeper = 0;
+	size_t la = 0, lb = 0, lw = 0;
+	FILE *f;
+
+	/* an older .1, to be replaced */
+	md_write_atomic(old, "old\n", 4, 0600, NULL);
+	ok(md_keeper_start(&ks, &vmm, &keeper, NULL) == 0 && vmm > 0, "keeper started the chain");
+	for (int i = 0; i < 500 && access(exitf, F_OK) < 0; i++)
+		md_sleep_ns(10000000);
+	ok(access(exitf, F_OK) == 0, "the chain ended, exit.json written");
+	ok(stat(old, &st1) == 0 && st1.st_size == 4096, "the rotated file is full to the byte");
+	ok(stat(serial, &st2) == 0 && st2.st_size > 0 && st2.st_size <= 4096, "the current file is within the bound");
+	f = popen("seq 10000 12999", "r");
+	want = malloc(65536);
+	lw = f ? fread(want, 1, 65536, f) : 0;
+	if (f)
+		pclose(f);
+	md_read_file(old, &a, &la, NULL);
+	md_read_file(serial, &b, &lb, NULL);
+	both = malloc(la + lb + 1);
+	memcpy(both, a ? a : "", la);
+	memcpy(both + la, b ? b : "", lb);
+	ok(la + lb == (size_t)(lw % 4096 ? lw % 4096 + 4096 : 8192) && lw >= la + lb &&
+		   !memcmp(both, want + lw - (la + lb), la + lb),
+	   "the two files are exactly the last %zu bytes written, in order", la + lb);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -345,6 +387,7 @@ int main(void)
 	socket_wait();
 	qemu_argv();
 	record_lock();
+	keeper_logs();
 	md_rm_rf(dir, NULL);
 	return done_testing();
 }
