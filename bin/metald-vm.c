@@ -551,8 +551,8 @@ static int cmd_logs(int argc, char **argv)
 		if (in < 0 || inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF) < 0)
 			md_die_msg(MD_EXIT_FAIL, "logs: inotify `%s`: %s", dir, strerror(errno));
 	}
-	/* the current file, then the rotated one; when a rotation came in between (the file just
-	 * opened is the rotated one now), again */
+	/* open the current file, then the rotated one; a rotation between the two opens makes them
+	 * one file: open again. The rotated file's bytes come first. */
 	for (int tries = 0; tries < 10; tries++) {
 		_cleanup_close_ int ofd = -1;
 		struct stat cs, os;
