@@ -223,8 +223,8 @@ static int print(json_t *v, const char *const *cols)
 	return 0;
 }
 
-static const char *const info_cols[] = { "id", "state", "reason", "vmm", "customer_id", "tenant", "vcpus",
-					 "memory_bytes", "pid", "network.ipv4.address", "network.ipv6.address",
+static const char *const info_cols[] = { "id", "state", "reason", "phase", "vmm", "customer_id", "tenant",
+					 "vcpus", "memory_bytes", "pid", "network.ipv4.address", "network.ipv6.address",
 					 "network.mac", "network.tap", "network.netns", "network.ipv4.gateway",
 					 "network.ipv6.gateway", "network.dns", "network.port_mappings",
 					 "usage.cpu_percent", "usage.memory_bytes", "usage.storage.bytes_read",
@@ -453,8 +453,9 @@ static int cmd_delete(int argc, char **argv)
 
 static int cmd_list(int argc, char **argv)
 {
-	static const char *const cols[] = { "id", "state", "vmm", "customer_id=CUSTOMER", "vcpus", "memory_bytes=MEMORY",
-					    "network.ipv4.address=IPV4", "network.ipv6.address=IPV6", "pid", NULL };
+	static const char *const cols[] = { "id", "state", "phase", "vmm", "customer_id=CUSTOMER", "vcpus",
+					    "memory_bytes=MEMORY", "network.ipv4.address=IPV4",
+					    "network.ipv6.address=IPV6", "pid", NULL };
 	struct args a;
 	json_t *out = NULL;
 	md_err *err = NULL;
@@ -498,15 +499,38 @@ static void tail_lines(const char *data, size_t len, uint64_t n)
 	fwrite(data + start, 1, len - start, stdout);
 }
 
+/* Append what fd holds from offset 0 to *buf (which grows). */
+static void slurp(int fd, char **buf, size_t *len)
+{
+	size_t cap = *len + 65536;
+	off_t off = 0;
+	ssize_t n;
+
+	*buf = realloc(*buf, cap);
+	while (*buf && (n = pread(fd, *buf + *len, cap - *len, off)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		off += n;
+		*len += (size_t)n;
+		if (cap - *len < 4096)
+			*buf = realloc(*buf, cap *= 2);
+	}
+	if (*buf == NULL)
+		md_die_msg(MD_EXIT_FAIL, "logs: out of memory");
+}
+
 /* logs: the last N lines, then with -f follow the file (inotify on the record directory, which
- * also sees the keeper rotate the log). Ends when the VM is deleted. */
+ * also sees the keeper rotate the log). Ends when the VM is deleted. The last lines may reach
+ * back into the rotated file (<log>.1): the two are read as one. */
 static int cmd_logs(int argc, char **argv)
 {
 	struct args a;
 	const char *id;
-	_cleanup_free_ char *path = NULL, *dir = NULL, *data = NULL;
+	_cleanup_free_ char *path = NULL, *old = NULL, *dir = NULL, *data = NULL;
 	_cleanup_close_ int in = -1, fd = -1;
-	size_t len = 0;
+	size_t len = 0, cur_len = 0;
 	md_err *err = NULL;
 	struct stat st;
 	off_t off;
@@ -521,18 +545,39 @@ static int cmd_logs(int argc, char **argv)
 	if (stat(dir, &st) < 0)
 		md_die_msg(MD_EXIT_NOTFOUND, "logs: vm `%s` not found", id);
 	path = md_vm_serial_log(&ctx, id);
+	old = md_strdup_printf("%s.1", path);
 	if (a.follow) {
 		in = inotify_init1(IN_CLOEXEC);
 		if (in < 0 || inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF) < 0)
 			md_die_msg(MD_EXIT_FAIL, "logs: inotify `%s`: %s", dir, strerror(errno));
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && md_read_file(path, &data, &len, NULL) == 0)
+	/* open the current file, then the rotated one; a rotation between the two opens makes them
+	 * one file: open again. The rotated file's bytes come first. */
+	for (int tries = 0; tries < 10; tries++) {
+		_cleanup_close_ int ofd = -1;
+		struct stat cs, os;
+
+		if (fd >= 0)
+			close(steal_fd(&fd));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		ofd = open(old, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && ofd >= 0 && fstat(fd, &cs) == 0 && fstat(ofd, &os) == 0 && cs.st_ino == os.st_ino)
+			continue;
+		len = 0;
+		if (ofd >= 0)
+			slurp(ofd, &data, &len);
+		cur_len = len;
+		if (fd >= 0)
+			slurp(fd, &data, &len);
+		cur_len = len - cur_len;
+		break;
+	}
+	if (len)
 		tail_lines(data, len, a.lines);
 	fflush(stdout);
 	if (!a.follow)
 		return 0;
-	off = (off_t)len;
+	off = (off_t)cur_len;
 	for (;;) {
 		struct stat cur, now;
 		ssize_t n;

@@ -264,17 +264,39 @@ void md_sleep_ns(uint64_t ns)
 		;
 }
 
+/* Is fd still the file at path? A lock taken on a file that was unlinked (and maybe re-created)
+ * while we waited guards nothing: whoever opens the path now gets another file. */
+static bool same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int md_lock(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err)
 {
-	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	_cleanup_close_ int fd = -1;
 	uint64_t deadline, wait = 1000000; /* 1 ms, doubling to 50 ms */
+	int late = 0;
 
-	if (fd < 0)
-		return md_fail(err, errno, "lock `%s`", path);
 	deadline = md_now_mono_ns() + timeout_ns;
 	for (;;) {
-		if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
-			return steal_fd(&fd);
+		if (fd < 0) {
+			fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			if (fd < 0)
+				return md_fail(err, errno, "lock `%s`", path);
+		}
+		if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+			if (same_file(fd, path))
+				return steal_fd(&fd);
+			/* the holder removed (and maybe re-made) the file before it let go: lock the
+			 * file that is there now, within the same deadline (a few tries past it, so that
+			 * a try-once lock is not refused for a file that was only replaced) */
+			close(steal_fd(&fd));
+			if (md_now_mono_ns() >= deadline && ++late > 3)
+				return md_conflict(err, "`%s` is locked by another process", path);
+			continue;
+		}
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return md_fail(err, errno, "lock `%s`", path);
 		if (md_now_mono_ns() >= deadline)

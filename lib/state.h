@@ -44,7 +44,8 @@ int md_json_read(const char *path, json_t **out, md_err **err);
 
 /* Advisory lock (flock) on path, created if missing. Waits up to timeout_ns (0: try once);
  * when still held, fails with exit class 4 ("locked"). Returns the fd (O_CLOEXEC), which holds
- * the lock until closed. */
+ * the lock until closed. The lock is always on the file that is at path when it is taken: a
+ * file unlinked (or replaced) while this waited is let go and the path opened again. */
 int md_lock(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err);
 
 /* fsync a directory by path. */

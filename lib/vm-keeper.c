@@ -32,19 +32,27 @@ static void blog_open(struct blog *b)
 	b->size = (b->fd >= 0 && fstat(b->fd, &st) == 0) ? (size_t)st.st_size : 0;
 }
 
-/* Append, rotating to <path>.1 when the file would pass max: at most 2*max bytes are kept. */
+/* Append, rotating to <path>.1 whenever the file is full: each file holds at most max bytes, so
+ * at most 2*max are kept. A write that does not fit is split (what fits ends the old file, the
+ * rest starts the new one): nothing is dropped but the oldest file. An empty file is never
+ * rotated, which would replace <path>.1 with nothing. */
 static void blog_write(struct blog *b, const char *data, size_t len)
 {
-	if (b->fd < 0)
-		return;
-	if (b->size + len > b->max) {
-		_cleanup_free_ char *old = md_strdup_printf("%s.1", b->path);
-		close(b->fd);
-		rename(b->path, old);
-		blog_open(b);
-	}
-	while (len) {
-		ssize_t n = write(b->fd, data, len);
+	while (len && b->fd >= 0) {
+		size_t room;
+		ssize_t n;
+
+		if (b->size >= b->max) {
+			_cleanup_free_ char *old = md_strdup_printf("%s.1", b->path);
+
+			close(b->fd);
+			rename(b->path, old);
+			blog_open(b);
+			if (b->fd < 0)
+				return;
+		}
+		room = b->size < b->max ? b->max - b->size : len;
+		n = write(b->fd, data, len < room ? len : room);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)

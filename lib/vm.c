@@ -23,7 +23,22 @@
 #include "vm-keeper.h"
 #include "vm.h"
 
-#define LOG_MAX (1024 * 1024)
+/* Each VM log file (serial.log, vmm.log) is rotated to .1 at this size: UNKEY_METALD_VM_LOG_MAX,
+ * default 1 MiB, at least 4 KiB. */
+static int log_max(size_t *out, md_err **err)
+{
+	const char *e = getenv("UNKEY_METALD_VM_LOG_MAX");
+	uint64_t v = 1024 * 1024;
+
+	if (e && *e) {
+		if (md_parse_size(e, &v, err) < 0)
+			return md_err_wrap(err, "UNKEY_METALD_VM_LOG_MAX");
+		if (v < 4096 || v > (1ULL << 40))
+			return md_usage(err, "UNKEY_METALD_VM_LOG_MAX `%s`: must be 4K to 1T", e);
+	}
+	*out = (size_t)v;
+	return 0;
+}
 
 /* Test-only fault hook: METALD_FAULT=vm-<verb>:<step> kills this process at that step, so tests
  * can prove that reconcile recovers from a crash anywhere. */
@@ -214,14 +229,40 @@ static void refresh_locked(struct md_vm_ctx *c, const char *id, json_t *rec)
 	}
 }
 
-/* Lock, load and refresh one VM's record. */
+/* The states a verb takes, for open_vm: IN(state) for each; ANY: every state, and also a record
+ * left by an unfinished command (only delete takes those). */
 #define IN(s) (1u << (s))
+#define ANY (~0u)
+
+/* A record whose phase is set, seen with its lock held, was left by a command that did not finish
+ * (each clears the phase before it lets go of the lock): what it names may be half made or half
+ * removed, so only delete and reconcile act on it. Exit 4, naming the phase and the way out. */
+static int unfinished(const char *id, const char *phase, const char *verb, md_err **err)
+{
+	if (!strcmp(phase, "deleting"))
+		return md_conflict(err,
+				   "cannot %s vm `%s`: an unfinished delete left it in phase `deleting` (finish it: "
+				   "`metald-vm delete %s` or `metald-vm reconcile`)",
+				   verb, id, id);
+	if (!strcmp(phase, "creating") || !strcmp(phase, "booting"))
+		return md_conflict(err,
+				   "cannot %s vm `%s`: an interrupted %s left it in phase `%s` (undo it: "
+				   "`metald-vm reconcile`, or remove it: `metald-vm delete %s`)",
+				   verb, id, phase[0] == 'c' ? "create" : "boot", phase, id);
+	return md_conflict(err,
+			   "cannot %s vm `%s`: an unfinished command left it in phase `%s` (run `metald-vm "
+			   "reconcile`, or remove it: `metald-vm delete %s`)",
+			   verb, id, phase, id);
+}
 
 /* Lock, load and refresh one VM's record, and check that its state is one `verb` takes (a mask
- * of IN(state); 0: any) — wrong state is exit 4, naming the state. */
+ * of IN(state), or ANY) — wrong state is exit 4, naming the state; so is a record an unfinished
+ * command left, naming its phase. */
 static int open_vm(struct md_vm_ctx *c, const char *id, const char *verb, unsigned states, int *lockfd, json_t **rec,
 		   md_err **err)
 {
+	const char *phase;
+
 	if (md_id_check(id, "vm id", err) < 0)
 		return -1;
 	*lockfd = md_vmrec_lock(&c->paths, id, c->lock_timeout_ns, err);
@@ -232,8 +273,11 @@ static int open_vm(struct md_vm_ctx *c, const char *id, const char *verb, unsign
 		*lockfd = -1;
 		return -1;
 	}
+	phase = rec_str(*rec, "phase");
+	if (states != ANY && phase)
+		return unfinished(id, phase, verb, err);
 	refresh_locked(c, id, *rec);
-	if (states && !(states & IN(rec_state(*rec))))
+	if (states != ANY && !(states & IN(rec_state(*rec))))
 		return wrong_state(id, *rec, verb, err);
 	return 0;
 }
@@ -394,6 +438,7 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 	_cleanup_close_ int lockfd = -1;
 	struct md_config *cfg = NULL;
 	uint64_t uid = 0;
+	size_t logmax;
 	bool net_made = false;
 	struct stat st;
 
@@ -413,6 +458,8 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 	if (md_id_check(tenant, "tenant", err) < 0)
 		return -1;
 	if (choose_vmm(o->vmm, &vmm, err) < 0)
+		return -1;
+	if (o->boot && log_max(&logmax, err) < 0)
 		return -1;
 	/* fail before anything is made when the files are not there */
 	if (stat(cfg0->boot.kernel_path, &st) < 0)
@@ -788,9 +835,11 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 	bool qemu = !strcmp(vmm, "qemu");
 	pid_t vmm_pid = 0, keeper_pid = 0;
 	uint64_t start = 0, mem_limit;
-	size_t vmmlog_size = 0;
+	size_t vmmlog_size = 0, logmax;
 	int r = -1;
 
+	if (log_max(&logmax, err) < 0)
+		return md_err_wrap(err, "boot vm `%s`", id);
 	if (md_config_parse_file(cfgf, &cfg, err) < 0 || md_json_read(netf, &net, err) < 0)
 		return md_err_wrap(err, "boot vm `%s`: record", id);
 	bin = vmm_binary(vmm);
@@ -939,7 +988,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 			.vmm_log = vmmlog,
 			.exit_file = exitf,
 			.remove_on_exit = target,
-			.log_max = LOG_MAX,
+			.log_max = logmax,
 		};
 		if (md_keeper_start(&ks, &vmm_pid, &keeper_pid, err) < 0)
 			goto out;
@@ -1220,7 +1269,7 @@ int md_vm_delete(struct md_vm_ctx *c, const char *id, bool force, json_t **out, 
 	_cleanup_json_ json_t *rec = NULL;
 	enum md_vm_state s;
 
-	if (open_vm(c, id, "delete", 0, &lockfd, &rec, err) < 0)
+	if (open_vm(c, id, "delete", ANY, &lockfd, &rec, err) < 0)
 		return -1;
 	s = rec_state(rec);
 	if ((s == MD_VM_RUNNING || s == MD_VM_PAUSED) && !force)

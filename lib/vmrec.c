@@ -59,10 +59,25 @@ int md_vmrec_lock(const struct md_paths *p, const char *id, uint64_t timeout_ns,
 	_cleanup_free_ char *dir = md_vmrec_dir(p, id);
 	_cleanup_free_ char *lock = md_vmrec_file(p, id, "lock");
 	struct stat st;
+	md_err *e = NULL;
+	int fd;
 
 	if (stat(dir, &st) < 0)
 		return md_notfound(err, "vm `%s` not found", id);
-	return md_lock(lock, true, timeout_ns, err);
+	fd = md_lock(lock, true, timeout_ns, &e);
+	if (fd < 0 && e->code != MD_EXIT_CONFLICT && stat(dir, &st) < 0) {
+		/* deleted while we waited (md_lock let go of the unlinked lock file; the directory to
+		 * make a new one in is gone) */
+		md_err_free(&e);
+		return md_notfound(err, "vm `%s` not found", id);
+	}
+	if (fd < 0) {
+		if (err)
+			*err = e;
+		else
+			md_err_free(&e);
+	}
+	return fd;
 }
 
 int md_vmrec_load(const struct md_paths *p, const char *id, json_t **rec, md_err **err)

@@ -164,6 +164,48 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm delete l1 --force
 }
 
+@test "the serial log rotates at UNKEY_METALD_VM_LOG_MAX: the old file is kept, logs reads across it, nothing is lost" {
+	local d="$R/data/vms/r1" max=32768 n
+	UNKEY_METALD_VM_LOG_MAX=12Q run vm create r0 --boot
+	[ "$status" -eq 2 ]
+	[[ "$output" == *UNKEY_METALD_VM_LOG_MAX* ]]
+	UNKEY_METALD_VM_LOG_MAX=1K run vm create r0 --boot
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"must be 4K to 1T"* ]]
+	[ ! -e "$R/data/vms/r0" ]
+
+	export UNKEY_METALD_VM_LOG_MAX=32K
+	# 2000 numbered lines (~36 KB) after the boot messages: one rotation, and both files together
+	# still hold everything
+	run_code 0 vm create r1 --cmdline "$(cat "$UNKEY_METALD_GUEST_DIR/cmdline") metald.run=\"seq 0 1999 | sed s/^/METALD-LINE-/\" metald.poweroff=1"
+	# follow from before the first byte, across the rotation (fd 3 closed: bats waits for it)
+	"$MD_BIN/metald-vm" --root "$R" logs -f r1 > "$BATS_TEST_TMPDIR/follow" 2>&1 3>&- &
+	local fpid=$!
+	run_code 0 vm boot r1
+	wait_for 180 sh -c "[ \"\$(nsenter --net=/run/netns/$MD_HOSTNS $MD_BIN/metald-vm --root $R info r1 --json | jq -r .state)\" = SHUTDOWN ]"
+	grep -aq "METALD-GUEST-RUN-EXIT 0" "$d/serial.log.1" "$d/serial.log"
+	cat "$d/serial.log.1" "$d/serial.log" > "$BATS_TEST_TMPDIR/all"
+	# rotated once: the old file is full to the byte, the current one no larger; none was lost
+	[ "$(stat -c %s "$d/serial.log.1")" -eq "$max" ]
+	[ "$(stat -c %s "$d/serial.log")" -le "$max" ]
+	[ "$(stat -c %s "$BATS_TEST_TMPDIR/all")" -gt "$max" ]
+	[ ! -e "$d/serial.log.2" ]
+	grep -ao 'METALD-LINE-[0-9][0-9]*' "$BATS_TEST_TMPDIR/all" | sed 's/METALD-LINE-//' > "$BATS_TEST_TMPDIR/nums"
+	seq 0 1999 | cmp - "$BATS_TEST_TMPDIR/nums"
+	grep -aq METALD-GUEST-READY "$BATS_TEST_TMPDIR/all"
+	# logs: the last lines reach back into the rotated file; all of them are both files in order
+	n=$(($(wc -l < "$d/serial.log") + 5))
+	vm logs r1 --lines "$n" > "$BATS_TEST_TMPDIR/tail"
+	tail -n "$n" "$BATS_TEST_TMPDIR/all" | cmp - "$BATS_TEST_TMPDIR/tail"
+	vm logs r1 --lines 100000 | cmp - "$BATS_TEST_TMPDIR/all"
+	# logs -f saw every byte, across the rotation
+	wait_for 10 sh -c "[ \$(stat -c %s $BATS_TEST_TMPDIR/follow) -ge \$(stat -c %s $BATS_TEST_TMPDIR/all) ]"
+	kill "$fpid"
+	wait "$fpid" || true
+	cmp "$BATS_TEST_TMPDIR/all" "$BATS_TEST_TMPDIR/follow"
+	run_code 0 vm delete r1
+}
+
 @test "bad configs and bad ids exit 2 and make nothing" {
 	echo '{"cpu":{"vcpu_count":0},"memory":{"size_bytes":1},"boot":{"kernel_path":"/x"}}' > "$BATS_TEST_TMPDIR/c.json"
 	run_code 2 vm create --config "$BATS_TEST_TMPDIR/c.json" --id x1
@@ -251,6 +293,66 @@ state_of() { vm info "$1" --json | jq -r .state; }
 		[ -z "$(ls "$R/netns" 2>/dev/null)" ]
 	done
 	run_code 0 vm reconcile
+}
+
+@test "a record an unfinished command left: verbs exit 4 naming the phase; info, list, logs show it; delete and reconcile clear it" {
+	local step phase verb want
+	local undo="(undo it: \`metald-vm reconcile\`, or remove it: \`metald-vm delete u1\`)"
+	for step in create:network delete:jail boot:record; do
+		case $step in
+		create:*)
+			phase=creating
+			want="an interrupted create left it in phase \`creating\` $undo" ;;
+		delete:*)
+			phase=deleting
+			want="an unfinished delete left it in phase \`deleting\` (finish it: \`metald-vm delete u1\` or \`metald-vm reconcile\`)"
+			run_code 0 vm create --id u1 ;;
+		boot:*)
+			phase=booting
+			want="an interrupted boot left it in phase \`booting\` $undo"
+			run_code 0 vm create --id u1 ;;
+		esac
+		METALD_FAULT=vm-$step run vm "${step%%:*}" u1
+		[ "$status" -eq 137 ]
+		[ "$(jq -r .phase "$R/data/vms/u1/vm.json")" = "$phase" ]
+		for verb in boot pause resume reboot shutdown "boot --paused" "shutdown --force"; do
+			run_code 4 vm $verb u1
+			[ "${#lines[@]}" -eq 1 ]
+			[[ "$output" == "metald-vm: cannot "*" vm \`u1\`: "*" left it in phase \`$phase\` ("* ]]
+			[[ "$output" == *"\`metald-vm reconcile\`"* ]]
+			[[ "$output" == *"\`metald-vm delete u1\`"* ]]
+		done
+		[ "$output" = "metald-vm: cannot shut down vm \`u1\`: $want" ]
+		# nothing was changed by the refusals
+		[ "$(jq -r .phase "$R/data/vms/u1/vm.json")" = "$phase" ]
+		# info, list and logs show it, with the phase
+		run_code 0 vm info u1 --json
+		[ "$(echo "$output" | jq -r .phase)" = "$phase" ]
+		run_code 0 vm info u1
+		[[ "$output" == *"$phase"* ]]
+		run_code 0 vm list --json
+		[ "$(echo "$output" | jq -r '.[] | select(.id == "u1") | .phase')" = "$phase" ]
+		run_code 0 vm list
+		[[ "${lines[0]}" == *PHASE* ]]
+		[[ "${lines[1]}" == *"u1 "*"$phase"* ]]
+		run_code 0 vm logs u1
+		# the ways out: delete whatever the phase; reconcile
+		if [ "$phase" = booting ]; then
+			run_code 0 vm reconcile
+			[ "$(jq -r .phase "$R/data/vms/u1/vm.json")" = null ]
+			run_code 4 vm pause u1
+			[[ "$output" == *"it is CREATED"* ]]
+		fi
+		run_code 0 vm delete u1
+		[ ! -e "$R/data/vms/u1" ]
+		[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+		run_code 3 vm boot u1
+	done
+	# a normal record shows no phase
+	run_code 0 vm create --id u2
+	run_code 0 vm info u2 --json
+	[ "$(echo "$output" | jq -r .phase)" = null ]
+	run_code 0 vm delete u2
 }
 
 @test "the Firecracker path end to end against the API test double" {

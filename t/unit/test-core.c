@@ -1,6 +1,8 @@
 /* Unit tests of lib/ core: errors, ids, the printer, records and locks. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -95,6 +97,97 @@ static void printer(void)
 	ok(md_json_path(obj, "net.mac") != NULL && md_json_path(obj, "net.nope") == NULL, "json path lookup");
 }
 
+/* Has pid an fd open on path (its own open, seen through /proc/PID/fd)? */
+static bool has_fd_on(pid_t pid, const char *path)
+{
+	_cleanup_free_ char *d = md_strdup_printf("/proc/%d/fd", (int)pid);
+	_cleanup_closedir_ DIR *dir = opendir(d);
+	struct dirent *de;
+	char target[4096];
+
+	while (dir && (de = readdir(dir)) != NULL) {
+		_cleanup_free_ char *l = md_strdup_printf("%s/%s", d, de->d_name);
+		ssize_t n = readlink(l, target, sizeof(target) - 1);
+
+		if (n > 0 && (target[n] = '\0', !strcmp(target, path)))
+			return true;
+	}
+	return false;
+}
+
+/* A waiter on a lock file that its holder unlinks (and re-makes) before letting go must end up
+ * holding the file at the path, not the unlinked one. replace: make a new file at the path
+ * (else the path is left absent and md_lock makes it). */
+static void lock_on_unlinked(const char *dir, bool replace)
+{
+	_cleanup_free_ char *lockp = md_strdup_printf("%s/lock-%s", dir, replace ? "replaced" : "removed");
+	int go[2], res[2], done[2], status, fd;
+	struct stat old_st, new_st;
+	unsigned long long got = 0;
+	md_err *err = NULL;
+	pid_t pid;
+
+	if (pipe(go) < 0 || pipe(res) < 0 || pipe(done) < 0)
+		abort();
+	pid = fork();
+	if (pid == 0) {
+		char c;
+		struct stat a, b;
+		int r;
+		unsigned long long ino;
+
+		/* the parent takes the lock after the fork: no inherited copy of it here */
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		r = md_lock(lockp, true, 5000000000ULL, NULL);
+		ino = r >= 0 && fstat(r, &a) == 0 && stat(lockp, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
+			      ? (unsigned long long)a.st_ino
+			      : 0;
+		if (write(res[1], &ino, sizeof(ino)) != sizeof(ino))
+			_exit(2);
+		/* hold it until the parent has checked */
+		if (read(done[0], &c, 1) != 1)
+			_exit(2);
+		_exit(0);
+	}
+	fd = md_lock(lockp, true, 0, &err);
+	ok(fd >= 0 && fstat(fd, &old_st) == 0, "holder has %s", lockp);
+	if (write(go[1], "g", 1) != 1)
+		abort();
+	/* the waiter has the old file open (and is waiting for its lock) */
+	for (int i = 0; i < 200 && !has_fd_on(pid, lockp); i++)
+		md_sleep_ns(10000000);
+	ok(has_fd_on(pid, lockp), "waiter opened the lock file");
+	unlink(lockp);
+	if (replace)
+		close(open(lockp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+	close(fd); /* let go of the unlinked file */
+	if (read(res[0], &got, sizeof(got)) != sizeof(got))
+		got = 0;
+	/* (a removed file's inode number may be reused by the one md_lock makes) */
+	ok(stat(lockp, &new_st) == 0 && (!replace || new_st.st_ino != old_st.st_ino), "a file is at the path again");
+	ok(got != 0 && got == (unsigned long long)new_st.st_ino,
+	   "waiter holds the file at the path, not the unlinked one (%s)", replace ? "replaced" : "re-made by md_lock");
+	fd = md_lock(lockp, true, 0, &err);
+	ok(fd < 0 && err && err->code == MD_EXIT_CONFLICT, "the file at the path is locked (by the waiter)");
+	md_err_free(&err);
+	if (fd >= 0)
+		close(fd);
+	if (write(done[1], "d", 1) != 1)
+		abort();
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "waiter done");
+	fd = md_lock(lockp, true, 0, &err);
+	ok(fd >= 0, "free again once the waiter ends");
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < 2; i++) {
+		close(go[i]);
+		close(res[i]);
+		close(done[i]);
+	}
+}
+
 static void records(void)
 {
 	char dir[] = "/tmp/md-unit-XXXXXX";
@@ -150,6 +243,8 @@ static void records(void)
 	close(fd);
 	waitpid(pid, &status, 0);
 	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "waiting locker gets the lock once released");
+	lock_on_unlinked(dir, true);
+	lock_on_unlinked(dir, false);
 
 	ok(md_rm_rf(dir, &err) == 0 && access(dir, F_OK) < 0, "rm -rf");
 	ok(md_rm_rf(dir, &err) == 0, "rm -rf of nothing is fine");

@@ -1,5 +1,6 @@
-/* Unit tests of the VMM plumbing: the boot spec (lib/vmspec.c), the socket wait (lib/unixsock.c)
- * and QEMU's argv (lib/vmm-qemu.c). */
+/* Unit tests of the VMM plumbing: the boot spec (lib/vmspec.c), the socket wait (lib/unixsock.c),
+ * QEMU's argv (lib/vmm-qemu.c), the VM records' locks (lib/vmrec.c) and the keeper's bounded logs
+ * (lib/vm-keeper.c). */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,9 @@
 #include "../../lib/config.h"
 #include "../../lib/state.h"
 #include "../../lib/unixsock.h"
+#include "../../lib/vm-keeper.h"
 #include "../../lib/vmm-qemu.h"
+#include "../../lib/vmrec.h"
 #include "../../lib/vmspec.h"
 #include "tap.h"
 
@@ -274,6 +277,107 @@ static void qemu_argv(void)
 	free(d);
 }
 
+/* A verb waiting on a VM's lock while the VM is deleted (its directory, lock file and all, removed
+ * by the holder) ends with "not found"; when the id is made again meanwhile, it gets the new
+ * VM's lock, never the unlinked file of the old one. */
+static void record_lock(void)
+{
+	struct md_paths p = { 0 };
+	md_err *err = NULL;
+	int status;
+
+	p.data_dir = md_path_join(dir, "data");
+	for (int remake = 0; remake < 2; remake++) {
+		_cleanup_free_ char *rd = md_vmrec_dir(&p, "r1"), *lockp = md_vmrec_file(&p, "r1", "lock");
+		int go[2], res[2], fd;
+		char c = 0;
+		pid_t pid;
+
+		if (pipe(go) < 0 || pipe(res) < 0)
+			abort();
+		ok(md_vmrec_mkdir(&p, "r1", &err) == 0, "record made");
+		pid = fork();
+		if (pid == 0) {
+			md_err *e = NULL;
+			struct stat a, b;
+			int r;
+
+			if (read(go[0], &c, 1) != 1)
+				_exit(2);
+			r = md_vmrec_lock(&p, "r1", 5000000000ULL, &e);
+			/* n: not found; h: holds the lock file at the path; else x */
+			c = r < 0 && e->code == MD_EXIT_NOTFOUND ? 'n'
+			    : r >= 0 && fstat(r, &a) == 0 && stat(lockp, &b) == 0 && a.st_ino == b.st_ino ? 'h'
+													 : 'x';
+			if (write(res[1], &c, 1) != 1)
+				_exit(2);
+			_exit(0);
+		}
+		fd = md_vmrec_lock(&p, "r1", 0, &err);
+		ok(fd >= 0, "holder locks the record");
+		if (write(go[1], "g", 1) != 1)
+			abort();
+		md_sleep_ns(200000000); /* the waiter is in md_lock's loop by now */
+		md_rm_rf(rd, NULL);
+		if (remake)
+			md_vmrec_mkdir(&p, "r1", NULL);
+		close(fd);
+		if (read(res[0], &c, 1) != 1)
+			c = 0;
+		waitpid(pid, &status, 0);
+		if (remake)
+			is_int(c, 'h', "deleted and made again while waiting: the waiter holds the new record's lock");
+		else
+			is_int(c, 'n', "deleted while waiting: the waiter says not found (class 3)");
+		md_rm_rf(rd, NULL);
+		close(go[0]);
+		close(go[1]);
+		close(res[0]);
+		close(res[1]);
+	}
+	md_paths_free(&p);
+}
+
+/* The keeper's console log: rotated to .1 when full, each file at most log_max bytes, and what the
+ * two hold together is exactly the end of what the VMM wrote (nothing lost at a rotation). */
+static void keeper_logs(void)
+{
+	_cleanup_free_ char *serial = md_path_join(dir, "serial.log"), *vlog = md_path_join(dir, "vmm.log");
+	_cleanup_free_ char *exitf = md_path_join(dir, "exit.json"), *old = md_strdup_printf("%s.1", serial);
+	_cleanup_free_ char *want = NULL, *a = NULL, *b = NULL, *both = NULL;
+	/* 3 rotations and a bit: lines of 6 bytes ("10000\n"), 3000 of them = 18000 bytes */
+	char *const argv[] = { "sh", "-c", "seq 10000 12999", NULL };
+	struct md_keeper_spec ks = {
+		.argv = argv, .serial_log = serial, .vmm_log = vlog, .exit_file = exitf, .log_max = 4096,
+	};
+	struct stat st1, st2;
+	pid_t vmm = 0, keeper = 0;
+	size_t la = 0, lb = 0, lw = 0;
+	FILE *f;
+
+	/* an older .1, to be replaced */
+	md_write_atomic(old, "old\n", 4, 0600, NULL);
+	ok(md_keeper_start(&ks, &vmm, &keeper, NULL) == 0 && vmm > 0, "keeper started the chain");
+	for (int i = 0; i < 500 && access(exitf, F_OK) < 0; i++)
+		md_sleep_ns(10000000);
+	ok(access(exitf, F_OK) == 0, "the chain ended, exit.json written");
+	ok(stat(old, &st1) == 0 && st1.st_size == 4096, "the rotated file is full to the byte");
+	ok(stat(serial, &st2) == 0 && st2.st_size > 0 && st2.st_size <= 4096, "the current file is within the bound");
+	f = popen("seq 10000 12999", "r");
+	want = malloc(65536);
+	lw = f ? fread(want, 1, 65536, f) : 0;
+	if (f)
+		pclose(f);
+	md_read_file(old, &a, &la, NULL);
+	md_read_file(serial, &b, &lb, NULL);
+	both = malloc(la + lb + 1);
+	memcpy(both, a ? a : "", la);
+	memcpy(both + la, b ? b : "", lb);
+	ok(la + lb == (size_t)(lw % 4096 ? lw % 4096 + 4096 : 8192) && lw >= la + lb &&
+		   !memcmp(both, want + lw - (la + lb), la + lb),
+	   "the two files are exactly the last %zu bytes written, in order", la + lb);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -282,6 +386,8 @@ int main(void)
 	specs();
 	socket_wait();
 	qemu_argv();
+	record_lock();
+	keeper_logs();
 	md_rm_rf(dir, NULL);
 	return done_testing();
 }
