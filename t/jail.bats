@@ -125,6 +125,10 @@ in_cg() {
 		/proc/$PID/mountinfo
 	[ "$(stat -c '%u %g' "$root/md-probe")" = "1234 2345" ]
 	[ "$(cat "$root/md-probe.pid")" = "$PID" ]
+	# on ext4 the exec file's directory is a "top directory" (chattr +T): jails spread over block groups
+	if [ "$(stat -f -c %T "$BASE")" = ext2/ext3 ]; then
+		[[ "$(lsattr -d "$BASE/md-probe" | awk '{print $1}')" == *T* ]]
+	fi
 	# the old root is gone from the jail's mount table too: the root and its /dev are all there is
 	[ "$(awk '{print $5}' /proc/$PID/mountinfo | tr '\n' ' ')" = "/ /dev " ]
 }
