@@ -177,18 +177,15 @@ int md_jail_check(struct md_jail *j, md_err **err)
 	} else if (j->cgroup_version != MD_CG_V1) {
 		/* Firecracker's jailer on v2 without --cgroup: join <parent> if it exists (#4287). */
 		struct md_cgroup *probe = NULL;
-		int v = j->cgroup_version;
-
-		if (v == MD_CG_AUTO && md_cgroup_detect(j->cgroup_root, &v, NULL) < 0)
-			v = 0;
 		_cleanup_free_ char *pdir = strdup(parent);
 		char *slash = strrchr(pdir, '/');
 		const char *leaf = slash ? slash + 1 : pdir;
 
 		if (slash)
 			*slash = '\0';
-		if (v == MD_CG_V2 && md_cgroup_new(&probe, j->cgroup_root, MD_CG_V2, slash ? pdir : "", leaf, NULL) == 0) {
-			if (access(probe->dirs[0].path, F_OK) == 0)
+		/* one read of mountinfo decides the version and finds the v2 mount */
+		if (md_cgroup_new(&probe, j->cgroup_root, j->cgroup_version, slash ? pdir : "", leaf, NULL) == 0) {
+			if (probe->version == MD_CG_V2 && access(probe->dirs[0].path, F_OK) == 0)
 				j->cg_join = strdup(probe->dirs[0].path);
 			md_cgroup_free(probe);
 		}
