@@ -585,7 +585,7 @@ static int preflight(struct md_jail *j, md_err **err)
  * the jailer makes, 0600 and owned by uid:gid. Made here, with our full privileges and before
  * any user namespace, because mknod needs CAP_MKNOD in the initial namespace. On disk there is
  * only the empty directory: five inodes fewer made and removed on the chroot base's file system
- * per jail, which on ext4 is most of a jail's start time. The host sees the nodes through
+ * per jail, a large part of a jail's start time on ext4. The host sees the nodes through
  * /proc/<pid>/root/dev. Then the --link files and --bind/--tmpfs mount points below /dev.
  */
 static int mount_dev(struct md_jail *j, md_err **err)
