@@ -15,6 +15,9 @@
 
 #define MD_JAIL_DEFAULT_NOFILE 2048
 #define MD_JAIL_RECORD "metald-jail.json"
+/* The jail's /dev tmpfs: device nodes and mount points only, so small limits. */
+#define MD_JAIL_DEV_SIZE "1m"
+#define MD_JAIL_DEV_INODES "1024"
 
 enum md_exec_mode { MD_EXEC_COPY = 0, MD_EXEC_BIND };
 enum md_fc_args { MD_FC_ARGS_AUTO = 0, MD_FC_ARGS_YES, MD_FC_ARGS_NO };

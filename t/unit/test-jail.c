@@ -64,6 +64,19 @@ static void cgroup_names(void)
 	ok(md_cgroup_new(&cg, "/nonexistent-root", MD_CG_AUTO, "p", "a", &err) < 0 && err->code == MD_EXIT_MISSING,
 	   "no hierarchy under the root is exit 5");
 	md_err_free(&err);
+	ok(md_cgroup_new(&cg, "/nonexistent-root", 3, "p", "a", &err) < 0 && err->code == MD_EXIT_USAGE,
+	   "version 3 is refused before anything is read");
+	md_err_free(&err);
+	/* auto decides from the same mountinfo read that finds the hierarchies, as md_cgroup_detect does */
+	int v = 0;
+	if (md_cgroup_detect(NULL, &v, &err) == 0 && md_cgroup_new(&cg, NULL, MD_CG_AUTO, "p", "a", &err) == 0) {
+		is_int(cg->version, v, "auto in md_cgroup_new is md_cgroup_detect's version");
+		md_cgroup_free(cg);
+		cg = NULL;
+	} else {
+		ok(err && err->code == MD_EXIT_MISSING, "no cgroups on this host: both say exit 5");
+	}
+	md_err_free(&err);
 	setenv("UNKEY_METALD_CGROUP_ROOT", "/x/y", 1);
 	is_str(md_cgroup_root(NULL), "/x/y", "root from the environment");
 	is_str(md_cgroup_root("/a"), "/a", "flag wins");
