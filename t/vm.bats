@@ -364,12 +364,41 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm create f1 --vmm firecracker --boot --json
 	[ "$(echo "$output" | jq -r .vmm)" = firecracker ]
 	[ "$(state_of f1)" = RUNNING ]
+	# Firecracker's metrics go to a regular file in the jail's root, the VM's own, which the meter
+	# target names; the VMM wrote its boot line there
+	local uid chroot m
+	uid=$(jq -r .uid "$R/data/vms/f1/vm.json")
+	chroot=$(jq -r .chroot "$R/data/vms/f1/vm.json")
+	m=$(jq -r .fc_metrics "$R/run/meter/f1.json")
+	[ "$m" = "$chroot/metrics.json" ]
+	[ -f "$m" ] && [ ! -L "$m" ]
+	[ "$(stat -c '%u %g %a' "$m")" = "$uid $(jq -r .gid "$R/data/vms/f1/vm.json") 600" ]
+	[ "$(wc -l < "$m")" -eq 1 ]
+	jq -e '.utc_timestamp_ms > 0' "$m"
+	# the VMM was told its in-jail path
+	local sock="$chroot/run/firecracker.socket"
+	run_code 0 metald-boot status --vmm firecracker --socket "$sock" --full --json
+	echo "$output" | jq -e '.config.metrics.metrics_path == "/metrics.json"'
+	# a flush adds a line; the meter reads the lines as they come
+	run_code 0 metald-boot flush-metrics --vmm firecracker --socket "$sock"
+	[ "$(wc -l < "$m")" -eq 2 ]
+	run_code 0 in_hostns metald-meter --root "$R" sample --id f1
+	echo "$output" | jq -e '.vmm.lines == 2'
 	run_code 0 vm pause f1
 	[ "$(state_of f1)" = PAUSED ]
 	run_code 0 vm resume f1
+	# the shutdown flushes once more before the VMM goes; the file goes with the jail
+	cp "$m" "$BATS_TEST_TMPDIR/metrics.json"
 	run_code 0 vm shutdown f1 --timeout 5s
 	[ "$(state_of f1)" = SHUTDOWN ]
-	run_code 0 vm delete f1
+	[ ! -e "$m" ] && [ ! -e "$chroot" ]
+	# a new boot, a new process, a new file from its first line
+	run_code 0 vm boot f1
+	[ "$(jq -r .fc_metrics "$R/run/meter/f1.json")" = "$m" ]
+	[ "$(wc -l < "$m")" -eq 1 ]
+	run_code 0 vm delete f1 --force
+	[ ! -e "$chroot" ] && [ ! -e "$R/run/meter/f1.json" ]
+	[ -z "$(find "$R" -name metrics.json)" ]
 }
 
 @test "boot --paused holds the vCPUs; the first resume starts the guest" {
