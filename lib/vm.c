@@ -802,9 +802,9 @@ static void write_meter_target(struct md_vm_ctx *c, const char *id, json_t *rec,
 	{
 		_cleanup_free_ char *m = fc_metrics_host_path(rec);
 		struct stat st;
+		bool made = m && lstat(m, &st) == 0 && S_ISREG(st.st_mode);
 
-		json_object_set_new(t, "fc_metrics", m && lstat(m, &st) == 0 && S_ISREG(st.st_mode) ? json_string(m)
-												     : json_null());
+		json_object_set_new(t, "fc_metrics", made ? json_string(m) : json_null());
 	}
 	if (md_mkdir_p(dir, 0755, &e) < 0 || md_json_write_atomic(f, t, 0644, &e) < 0) {
 		/* metering must not stop a VM from running; reconcile writes a missing target */
