@@ -36,6 +36,31 @@ bool md_fc_line(const char *line, size_t len, struct md_meter_counters *sum)
 	return true;
 }
 
+/* A regular file is kept open from the first time it is there: the last lines a VMM wrote stay
+ * readable when its jail (and the file's name) is removed right after it exits. Not following a
+ * link: the file is in a directory the VMM owns. */
+static int open_file(struct md_fc_reader *r, md_err **err)
+{
+	struct stat st;
+	int fd = open(r->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : md_fail(err, errno, "open");
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return md_fail(err, e, "stat");
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return md_fail(err, 0, "not a regular file");
+	}
+	r->fd = fd;
+	r->dev = st.st_dev;
+	r->ino = st.st_ino;
+	return 0;
+}
+
 int md_fc_reader_open(struct md_fc_reader *r, const char *path, uint64_t off, md_err **err)
 {
 	struct stat st;
@@ -53,6 +78,9 @@ int md_fc_reader_open(struct md_fc_reader *r, const char *path, uint64_t off, md
 			md_fc_reader_close(r);
 			return md_fail(err, e, "Firecracker metrics `%s`", path);
 		}
+	} else if (open_file(r, err) < 0) {
+		md_fc_reader_close(r);
+		return md_err_wrap(err, "Firecracker metrics `%s`", path);
 	}
 	return 0;
 }
@@ -80,6 +108,40 @@ static size_t sum_lines(const char *buf, size_t len, struct md_meter_counters *s
 			(*lines)++;
 		used = (size_t)(nl - buf) + 1;
 	}
+}
+
+/* The complete lines of the open regular file after the position. */
+static int read_file(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *lines, md_err **err)
+{
+	char chunk[65536];
+	_cleanup_free_ char *buf = NULL;
+	size_t cap = 0, len = 0;
+	struct stat st;
+
+	if (fstat(r->fd, &st) < 0)
+		return md_fail(err, errno, "Firecracker metrics `%s`", r->path);
+	if ((uint64_t)st.st_size < r->off)
+		r->off = 0; /* rewritten from its start: its lines are all new */
+	for (;;) {
+		ssize_t n;
+		if (cap - len < sizeof(chunk)) {
+			char *nb = realloc(buf, cap + sizeof(chunk) * 4);
+			if (nb == NULL)
+				return md_fail(err, ENOMEM, "Firecracker metrics");
+			buf = nb;
+			cap += sizeof(chunk) * 4;
+		}
+		n = pread(r->fd, buf + len, cap - len, (off_t)(r->off + len));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return md_fail(err, errno, "Firecracker metrics `%s`", r->path);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	r->off += sum_lines(buf ? buf : "", len, sum, lines);
+	return 0;
 }
 
 int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *lines, md_err **err)
@@ -113,36 +175,24 @@ int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *
 		}
 	}
 	{
-		_cleanup_close_ int fd = open(r->path, O_RDONLY | O_CLOEXEC);
-		_cleanup_free_ char *buf = NULL;
-		size_t cap = 0, len = 0;
 		struct stat st;
 
-		if (fd < 0)
-			return errno == ENOENT ? 0 : md_fail(err, errno, "Firecracker metrics `%s`", r->path);
-		if (fstat(fd, &st) < 0)
-			return md_fail(err, errno, "Firecracker metrics `%s`", r->path);
-		if ((uint64_t)st.st_size < r->off)
-			r->off = 0; /* a new file (a new Firecracker process): its lines are all new */
-		for (;;) {
-			ssize_t n;
-			if (cap - len < sizeof(chunk)) {
-				char *nb = realloc(buf, cap + sizeof(chunk) * 4);
-				if (nb == NULL)
-					return md_fail(err, ENOMEM, "Firecracker metrics");
-				buf = nb;
-				cap += sizeof(chunk) * 4;
-			}
-			n = pread(fd, buf + len, cap - len, (off_t)(r->off + len));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return md_fail(err, errno, "Firecracker metrics `%s`", r->path);
-			if (n == 0)
-				break;
-			len += (size_t)n;
+		if (r->fd < 0 && open_file(r, err) < 0)
+			return md_err_wrap(err, "Firecracker metrics `%s`", r->path);
+		if (r->fd < 0)
+			return 0; /* not there (yet, or any more) */
+		if (read_file(r, sum, lines, err) < 0)
+			return -1;
+		/* another file under the name: a new VMM process, whose lines are all new */
+		if (lstat(r->path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_dev != r->dev || st.st_ino != r->ino)) {
+			close(r->fd);
+			r->fd = -1;
+			r->off = 0;
+			if (open_file(r, err) < 0)
+				return md_err_wrap(err, "Firecracker metrics `%s`", r->path);
+			if (r->fd >= 0 && read_file(r, sum, lines, err) < 0)
+				return -1;
 		}
-		r->off += sum_lines(buf ? buf : "", len, sum, lines);
 	}
 	return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "err.h"
 #include "meter-sample.h"
 
@@ -15,12 +16,16 @@
  *
  * A reader keeps a position. For a regular file the position is a byte offset that the ledger records
  * with each usage record, so a restarted meter reads on from exactly there (nothing lost or counted
- * twice). A FIFO cannot be read twice: what was read and not yet recorded is lost in a crash.
+ * twice). The file is kept open once it is there, so lines written just before the VMM exited are
+ * still read after its jail (with the file's name) is gone. A FIFO cannot be read twice: what was
+ * read and not yet recorded is lost in a crash.
  */
 struct md_fc_reader {
 	char *path;
-	int fd;        /* FIFO: kept open; file: -1 (opened per read) */
+	int fd;        /* kept open (-1: a file not there yet) */
 	bool fifo;
+	dev_t dev;     /* file: the one open, to see another under the same name */
+	ino_t ino;
 	uint64_t off;  /* file: bytes consumed (complete lines only) */
 	char *partial; /* FIFO: an incomplete last line */
 	size_t partial_len;
@@ -30,7 +35,8 @@ int md_fc_reader_open(struct md_fc_reader *r, const char *path, uint64_t off, md
 void md_fc_reader_close(struct md_fc_reader *r);
 
 /* Read the complete lines that are there; add their deltas to *sum. *lines counts them. A file that
- * got shorter than the position was replaced: read from 0 again. */
+ * got shorter than the position was rewritten: read from 0 again. When another file took the name
+ * (a new VMM process), the open one is read to its end, then the new one from 0. */
 int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *lines, md_err **err);
 
 /* Add one metrics line's deltas to *sum; false when the line is not a metrics object. */

@@ -690,6 +690,34 @@ static int jail_clean(struct md_vm_ctx *c, const char *id, const char *exec_name
 	return r < 0 ? md_err_wrap(err, "clean jail") : 0;
 }
 
+/* Under KVM the VMM's in-kernel PIT has a kernel thread, kvm-pit/<pid>, made outside the jail's
+ * cgroups: move it in, so its CPU time is the VM's. Not there (TCG, or a VMM that made no PIT):
+ * nothing to do. Best effort: the VM runs either way. */
+static void jail_kvm_pit(struct md_vm_ctx *c, const char *id, const char *exec_name)
+{
+	struct md_av a = { 0 };
+	md_err *e = NULL;
+
+	av_prog(c, &a, "metald-jail", false);
+	md_av_add(&a, "kvm-pit");
+	md_av_add(&a, "--id");
+	md_av_add(&a, id);
+	md_av_add(&a, "--chroot-base-dir");
+	md_av_add(&a, c->paths.chroot_dir);
+	md_av_add(&a, "--exec-file");
+	md_av_add(&a, exec_name);
+	md_av_add(&a, "--parent-cgroup");
+	md_av_add(&a, cgroup_parent());
+	if (run_tool(&a, 30ULL * 1000000000ULL, NULL, &e) < 0) {
+		if (e->code == MD_EXIT_NOTFOUND)
+			md_debug("vm `%s`: %s", id, e->msg);
+		else
+			md_warn("vm `%s`: kvm-pit thread: %s", id, e->msg);
+		md_err_free(&e);
+	}
+	md_av_free(&a);
+}
+
 /* metald-boot <verb> for this VM's VMM, with extra arguments. */
 static int boot_tool(struct md_vm_ctx *c, const char *id, json_t *rec, const char *verb, json_t **out,
 		     uint64_t timeout_ns, md_err **err, ...)
@@ -717,6 +745,44 @@ static int boot_tool(struct md_vm_ctx *c, const char *id, json_t *rec, const cha
 	return r;
 }
 
+/* Firecracker's metrics file: /metrics.json in the jail, <chroot>/metrics.json on the host (NULL
+ * for QEMU, or a record without a jail). */
+#define FC_METRICS_NAME "metrics.json"
+
+static char *fc_metrics_host_path(json_t *rec)
+{
+	if (strcmp(rec_str(rec, "vmm"), "firecracker") != 0 || rec_str(rec, "chroot") == NULL)
+		return NULL;
+	return md_path_join(rec_str(rec, "chroot"), FC_METRICS_NAME);
+}
+
+/*
+ * Make the empty metrics file in the jail's root, the VM's own, mode 0600, before PUT /metrics
+ * names it. A regular file, not a FIFO: Firecracker opens either O_RDWR|O_NONBLOCK and never waits
+ * for a reader, but a FIFO drops every line written while the meter is not reading (stopped,
+ * restarting, or behind), and those lines are the only copy of the per-flush deltas. A file keeps
+ * them all; the meter records its offset in the ledger and reads on from there. Firecracker does not
+ * append (no O_APPEND) but it is the only writer and writes from 0 on, so the file only grows: one
+ * line at boot, every 60 s, on FlushMetrics and on SIGHUP. It goes with the jail.
+ *
+ * The root is the VM's (0700, its uid) and the VMM is already running: O_EXCL and O_NOFOLLOW on a
+ * directory opened without following links, so whatever the VMM put there is refused, not followed.
+ */
+static int fc_metrics_file(const char *chroot, uid_t uid, gid_t gid, md_err **err)
+{
+	_cleanup_close_ int dfd = open(chroot, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd = -1;
+
+	if (dfd < 0)
+		return md_fail(err, errno, "metrics file: open `%s`", chroot);
+	fd = openat(dfd, FC_METRICS_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return md_fail(err, errno, "metrics file `%s/%s`", chroot, FC_METRICS_NAME);
+	if (fchown(fd, uid, gid) < 0 || fchmod(fd, 0600) < 0)
+		return md_fail(err, errno, "metrics file `%s/%s`: chown", chroot, FC_METRICS_NAME);
+	return 0;
+}
+
 static void write_meter_target(struct md_vm_ctx *c, const char *id, json_t *rec, json_t *net)
 {
 	_cleanup_free_ char *dir = md_strdup_printf("%s/meter", c->paths.run_dir);
@@ -731,9 +797,15 @@ static void write_meter_target(struct md_vm_ctx *c, const char *id, json_t *rec,
 		      rec_int(rec, "booted_ns"), "cgroup", pid_cgroups((pid_t)rec_int(rec, "pid")), "net", "link",
 		      json_object_get(net, "host_link") ? json_object_get(net, "host_link") : json_null(), "netns");
 	json_object_set_new(t, "qmp", !strcmp(vmm, "qemu") ? json_string(rec_str(rec, "api_socket")) : json_null());
-	/* Firecracker's own metrics file is not configured yet (PUT /metrics needs a file made in the
-	 * jail before the call): the meter reads the cgroup and link counters, which are complete. */
-	json_object_set_new(t, "fc_metrics", json_null());
+	/* Firecracker's own metrics (disk and network as the VMM counts them), when its boot made
+	 * the file: the meter sums its lines beside the cgroup and link counters */
+	{
+		_cleanup_free_ char *m = fc_metrics_host_path(rec);
+		struct stat st;
+		bool made = m && lstat(m, &st) == 0 && S_ISREG(st.st_mode);
+
+		json_object_set_new(t, "fc_metrics", made ? json_string(m) : json_null());
+	}
 	if (md_mkdir_p(dir, 0755, &e) < 0 || md_json_write_atomic(f, t, 0644, &e) < 0) {
 		/* metering must not stop a VM from running; reconcile writes a missing target */
 		md_warn("vm `%s`: meter target: %s (run `metald-vm reconcile`)", id, e->msg);
@@ -833,6 +905,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 	struct md_av chain = { 0 };
 	const char *vmm = rec_str(rec, "vmm"), *exec_name;
 	bool qemu = !strcmp(vmm, "qemu");
+	bool kvm = !qemu; /* Firecracker runs under KVM only; QEMU as its probe says */
 	pid_t vmm_pid = 0, keeper_pid = 0;
 	uint64_t start = 0, mem_limit;
 	size_t vmmlog_size = 0, logmax;
@@ -888,6 +961,7 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 			md_err_wrap(err, "accelerator");
 			goto out;
 		}
+		kvm = !strcmp(json_string_value(json_object_get(acc, "accel")) ?: "", "kvm");
 		av_prog(c, &a, "metald-boot", true);
 		md_av_add(&a, "argv");
 		md_av_addf(&a, "--accel=%s", json_string_value(json_object_get(acc, "accel")));
@@ -1017,10 +1091,26 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 			r = fd < 0 ? -1 : 0;
 			if (fd >= 0)
 				close(fd);
-		} else {
+		} else if (qemu) {
 			vmm_api_argv(c, &a, rec, "start", vmm_pid);
 			r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
 			md_av_free(&a);
+		} else {
+			/* the API socket is there once the jail is built: then the metrics file goes
+			 * into its root, before the VMM is configured to write it */
+			int fd = md_unix_connect_wait(sock, 60ULL * 1000000000ULL, vmm_pid, err);
+
+			r = fd < 0 ? -1 : 0;
+			if (fd >= 0)
+				close(fd);
+			if (r == 0)
+				r = fc_metrics_file(chroot, (uid_t)rec_int(rec, "uid"), (gid_t)rec_int(rec, "gid"), err);
+			if (r == 0) {
+				vmm_api_argv(c, &a, rec, "start", vmm_pid);
+				md_av_add(&a, "--metrics=/" FC_METRICS_NAME);
+				r = run_tool(&a, 120ULL * 1000000000ULL, NULL, err);
+				md_av_free(&a);
+			}
 		}
 		if (r < 0) {
 			/* say why the VMM died, when it did */
@@ -1047,6 +1137,8 @@ static int do_boot(struct md_vm_ctx *c, const char *id, json_t *rec, bool paused
 		}
 	}
 	fault_point("boot", "started");
+	if (kvm)
+		jail_kvm_pit(c, id, exec_name);
 
 	json_object_set_new(rec, "booted_ns", json_integer((json_int_t)md_now_wall_ns()));
 	json_object_set_new(rec, "phase", json_null());

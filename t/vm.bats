@@ -28,6 +28,10 @@ setup() {
 }
 
 teardown() {
+	if [ -n "${MPID:-}" ]; then
+		kill "$MPID" 2>/dev/null
+		wait "$MPID" 2>/dev/null || true
+	fi
 	# whatever a failed test left: stop and delete through the tool, then the namespaces
 	if [ -d "$R/data/vms" ]; then
 		for d in "$R"/data/vms/*/; do
@@ -361,15 +365,59 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	mkdir -p "$(dirname "$fc")"
 	ln -s "$METALD_TOP/t/helpers/fc-standin" "$fc"
 	export UNKEY_METALD_FIRECRACKER_BIN="$fc"
+	# the meter runs alongside (in the host netns, where the VM's link is)
+	nsenter --net="/run/netns/$MD_HOSTNS" metald-meter --root "$R" run --interval 50ms --period 200ms --sync 0 \
+		--billing off >"$R/meter.out" 2>"$R/meter.err" 3>&- &
+	MPID=$!
 	run_code 0 vm create f1 --vmm firecracker --boot --json
 	[ "$(echo "$output" | jq -r .vmm)" = firecracker ]
 	[ "$(state_of f1)" = RUNNING ]
+	# Firecracker's metrics go to a regular file in the jail's root, the VM's own, which the meter
+	# target names; the VMM wrote its boot line there
+	local uid chroot m
+	uid=$(jq -r .uid "$R/data/vms/f1/vm.json")
+	chroot=$(jq -r .chroot "$R/data/vms/f1/vm.json")
+	m=$(jq -r .fc_metrics "$R/run/meter/f1.json")
+	[ "$m" = "$chroot/metrics.json" ]
+	[ -f "$m" ] && [ ! -L "$m" ]
+	[ "$(stat -c '%u %g %a' "$m")" = "$uid $(jq -r .gid "$R/data/vms/f1/vm.json") 600" ]
+	[ "$(wc -l < "$m")" -eq 1 ]
+	jq -e '.utc_timestamp_ms > 0' "$m"
+	# the VMM was told its in-jail path
+	local sock="$chroot/run/firecracker.socket"
+	run_code 0 metald-boot status --vmm firecracker --socket "$sock" --full --json
+	echo "$output" | jq -e '.config.metrics.metrics_path == "/metrics.json"'
+	# a flush adds a line; the meter reads the lines as they come
+	run_code 0 metald-boot flush-metrics --vmm firecracker --socket "$sock"
+	[ "$(wc -l < "$m")" -eq 2 ]
+	run_code 0 in_hostns metald-meter --root "$R" sample --id f1
+	echo "$output" | jq -e '.vmm.lines == 2'
 	run_code 0 vm pause f1
 	[ "$(state_of f1)" = PAUSED ]
 	run_code 0 vm resume f1
+	# the shutdown flushes once more before the VMM goes; the file goes with the jail, and the
+	# meter has read to its end: its last record's position is past what was there before
+	local before
+	before=$(stat -c %s "$m")
+	wait_for 10 sh -c "jq -e -s '[.[] | select(.vm == \"f1\" and .type == \"usage\")] | .[-1].vmm_off == $before' '$R/data/meter/ledger.jsonl'"
 	run_code 0 vm shutdown f1 --timeout 5s
 	[ "$(state_of f1)" = SHUTDOWN ]
-	run_code 0 vm delete f1
+	[ ! -e "$m" ] && [ ! -e "$chroot" ]
+	wait_for 10 sh -c "jq -e -s 'any(.[]; .vm == \"f1\" and .type == \"stop\")' '$R/data/meter/ledger.jsonl'"
+	jq -e -s '[.[] | select(.vm == "f1" and .type == "usage")] | .[-1].vmm_off > '"$before" "$R/data/meter/ledger.jsonl"
+	# a new boot, a new process, a new file from its first line; the VMM's kvm-pit thread is looked
+	# for in its jail, and its absence (no KVM here) is no error
+	UNKEY_METALD_LOG_LEVEL=debug run_code 0 vm boot f1
+	[[ "$output" == *"no \`kvm-pit/$(jq -r .pid "$R/data/vms/f1/vm.json")\` thread"* ]]
+	[[ "$output" != *"warn"* ]]
+	[ "$(jq -r .fc_metrics "$R/run/meter/f1.json")" = "$m" ]
+	[ "$(wc -l < "$m")" -eq 1 ]
+	run_code 0 vm delete f1 --force
+	[ ! -e "$chroot" ] && [ ! -e "$R/run/meter/f1.json" ]
+	[ -z "$(find "$R" -name metrics.json)" ]
+	kill -TERM "$MPID"
+	wait "$MPID"
+	MPID=
 }
 
 @test "boot --paused holds the vCPUs; the first resume starts the guest" {

@@ -258,6 +258,49 @@ static void fc(void)
 	ok(!md_fc_line("{\"utc_timest", 12, &c), "a torn line");
 }
 
+static void append(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	ok(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text), "append to %s", path);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The reader of a regular metrics file: a growing file read on from its position, the last lines
+ * read after the file's name is gone (the jail removed), another file under the name from 0. */
+static void fc_file(void)
+{
+	_cleanup_free_ char *p = md_path_join(tmp, "metrics.json");
+	const char *l = "{\"utc_timestamp_ms\":1,\"block\":{\"read_bytes\":1}}\n";
+	struct md_meter_counters c = { 0 };
+	struct md_fc_reader r;
+	md_err *err = NULL;
+	unsigned n = 0;
+
+	ok(md_fc_reader_open(&r, p, 0, &err) == 0 && r.fd < 0, "a file not there yet: no error");
+	ok(md_fc_read(&r, &c, &n, &err) == 0 && n == 0, "nothing to read");
+	append(p, l);
+	ok(md_fc_read(&r, &c, &n, &err) == 0 && n == 1 && r.fd >= 0, "its first line once it is there");
+	append(p, l);
+	append(p, "{\"utc_timestamp_ms\":1,\"blo");
+	ok(md_fc_read(&r, &c, &n, &err) == 0 && n == 1 && r.off == 2 * strlen(l), "the next line, not the torn one");
+	append(p, "ck\":{\"read_bytes\":1}}\n");
+	ok(unlink(p) == 0, "the name goes (the jail is removed)");
+	ok(md_fc_read(&r, &c, &n, &err) == 0 && n == 1, "the last line is still read");
+	is_int(c.disk_read_bytes, 3, "three lines summed once each");
+	append(p, l);
+	ok(md_fc_read(&r, &c, &n, &err) == 0 && n == 1 && r.off == strlen(l), "a new file under the name: from 0");
+	md_fc_reader_close(&r);
+	ok(md_fc_reader_open(&r, p, strlen(l), &err) == 0 && md_fc_read(&r, &c, &n, &err) == 0 && n == 0,
+	   "opened at the recorded position: nothing again");
+	md_fc_reader_close(&r);
+	unlink(p);
+	ok(symlink("/etc/passwd", p) == 0, "a link put in the file's place");
+	ok(md_fc_reader_open(&r, p, 0, &err) < 0, "is refused, not followed");
+	md_err_free(&err);
+	unlink(p);
+}
+
 static void pids(void)
 {
 	uint64_t st;
@@ -292,6 +335,7 @@ int main(void)
 	billing();
 	counters();
 	fc();
+	fc_file();
 	pids();
 	times();
 	md_rm_rf(tmp, NULL);
