@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "curl-load.h"
 
 #include "billing.h"
 #include "cleanup.h"
+#include "curl-load.h"
 #include "parse.h"
 #include "state.h"
 

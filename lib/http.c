@@ -2,8 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "curl-load.h"
 
+#include "curl-load.h"
 #include "http.h"
 #include "state.h"
 
