@@ -3,9 +3,9 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 VERSION := 0.1.0
 
-PKGS := libnl-3.0 libnl-route-3.0 libseccomp libcap libcurl jansson libnftnl libmnl
-# headers only: lib/nft.c loads libnftables with dlopen() when a command needs it
-PKGS_DLOPEN := libnftables
+PKGS := libnl-3.0 libnl-route-3.0 libseccomp libcap jansson libnftnl libmnl
+# headers only: lib/nft.c and lib/curl-load.c load these with dlopen() when a command needs them
+PKGS_DLOPEN := libnftables libcurl
 
 ifeq ($(SANITIZE),1)
 B := build/san

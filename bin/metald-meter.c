@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "cli.h"
+#include "curl-load.h"
 #include "ids.h"
 #include "meter-fc.h"
 #include "meter-report.h"
@@ -248,6 +249,9 @@ static int cmd_run(int argc, char **argv)
 	if (o.period_ns < o.interval_ns)
 		md_die_msg(MD_EXIT_USAGE, "--period must not be shorter than --interval");
 	check(md_billing_config(&o.billing, endpoint, mode, &err), err);
+	/* libcurl is loaded only to deliver: a host without it fails here (exit 5), not at every try */
+	if (o.billing.mode == MD_BILLING_SEND)
+		check(md_curl_load(&err), err);
 	paths(&p);
 	if (md_meter_run(&p, &o, &err) < 0)
 		md_die(err);

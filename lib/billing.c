@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <curl/curl.h>
 
 #include "billing.h"
 #include "cleanup.h"
+#include "curl-load.h"
 #include "parse.h"
 #include "state.h"
 
@@ -66,7 +66,7 @@ int md_billing_config(struct md_billing *b, const char *endpoint, int mode, md_e
 void md_billing_free(struct md_billing *b)
 {
 	if (b->curl)
-		curl_easy_cleanup(b->curl);
+		md_curl.easy_cleanup(b->curl);
 	free(b->endpoint);
 	memset(b, 0, sizeof(*b));
 }
@@ -189,49 +189,46 @@ int md_billing_call(struct md_billing *b, const char *method, const char *tenant
 	CURLcode rc;
 
 	if (b->curl == NULL) {
-		static bool inited;
-		if (!inited) {
-			curl_global_init(CURL_GLOBAL_DEFAULT);
-			inited = true;
-		}
-		b->curl = curl_easy_init();
+		if (md_curl_load(err) < 0)
+			return -1;
+		b->curl = md_curl.easy_init();
 		if (b->curl == NULL)
 			return md_fail(err, ENOMEM, "billing: curl");
 	}
 	m = open_memstream(&resp, &resp_len);
 	if (m == NULL)
 		return md_fail(err, errno, "billing: buffer");
-	h = curl_slist_append(h, "Content-Type: application/json");
-	h = curl_slist_append(h, "Connect-Protocol-Version: 1");
-	h = curl_slist_append(h, "Expect:");
+	h = md_curl.slist_append(h, "Content-Type: application/json");
+	h = md_curl.slist_append(h, "Connect-Protocol-Version: 1");
+	h = md_curl.slist_append(h, "Expect:");
 	if (tenant && *tenant) {
 		_cleanup_free_ char *t = md_strdup_printf("X-Tenant-ID: %s", tenant);
-		h = curl_slist_append(h, t);
+		h = md_curl.slist_append(h, t);
 	}
 	if (batch_id) {
 		_cleanup_free_ char *t = md_strdup_printf("X-Metald-Batch-Id: %s", batch_id);
-		h = curl_slist_append(h, t);
+		h = md_curl.slist_append(h, t);
 	}
-	curl_easy_reset(b->curl);
-	curl_easy_setopt(b->curl, CURLOPT_URL, url);
-	curl_easy_setopt(b->curl, CURLOPT_POSTFIELDS, req);
-	curl_easy_setopt(b->curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(b->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(b->curl, CURLOPT_TIMEOUT_MS, (long)(b->timeout_ns / 1000000));
-	curl_easy_setopt(b->curl, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-	curl_easy_setopt(b->curl, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(b->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(b->curl, CURLOPT_WRITEDATA, m);
-	curl_easy_setopt(b->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(b->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(b->curl, CURLOPT_XFERINFODATA, (void *)b->abort);
-	curl_easy_setopt(b->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	rc = curl_easy_perform(b->curl);
-	curl_slist_free_all(h);
+	md_curl.easy_reset(b->curl);
+	md_curl.easy_setopt(b->curl, CURLOPT_URL, url);
+	md_curl.easy_setopt(b->curl, CURLOPT_POSTFIELDS, req);
+	md_curl.easy_setopt(b->curl, CURLOPT_HTTPHEADER, h);
+	md_curl.easy_setopt(b->curl, CURLOPT_NOSIGNAL, 1L);
+	md_curl.easy_setopt(b->curl, CURLOPT_TIMEOUT_MS, (long)(b->timeout_ns / 1000000));
+	md_curl.easy_setopt(b->curl, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	md_curl.easy_setopt(b->curl, CURLOPT_ERRORBUFFER, errbuf);
+	md_curl.easy_setopt(b->curl, CURLOPT_WRITEFUNCTION, on_body);
+	md_curl.easy_setopt(b->curl, CURLOPT_WRITEDATA, m);
+	md_curl.easy_setopt(b->curl, CURLOPT_NOPROGRESS, 0L);
+	md_curl.easy_setopt(b->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	md_curl.easy_setopt(b->curl, CURLOPT_XFERINFODATA, (void *)b->abort);
+	md_curl.easy_setopt(b->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	rc = md_curl.easy_perform(b->curl);
+	md_curl.slist_free_all(h);
 	fclose(m);
 	if (rc != CURLE_OK)
-		return md_fail(err, 0, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-	curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
+		return md_fail(err, 0, "%s: %s", url, errbuf[0] ? errbuf : md_curl.easy_strerror(rc));
+	md_curl.easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
 	rj = resp ? json_loadb(resp, resp_len, 0, NULL) : NULL;
 	if (status != 200) {
 		const char *code = json_string_value(json_object_get(rj, "code"));

@@ -2,8 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <curl/curl.h>
 
+#include "curl-load.h"
 #include "http.h"
 #include "state.h"
 
@@ -16,21 +16,16 @@ struct md_http {
 	uint64_t total_ns;
 };
 
-static int curl_ready;
-
 int md_http_open(struct md_http **out, const char *sock_path, uint64_t timeout_ns, md_err **err)
 {
 	struct md_http *h;
 
-	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK)
-			return md_fail(err, 0, "libcurl: global init failed");
-		curl_ready = 1;
-	}
+	if (md_curl_load(err) < 0)
+		return -1;
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		abort();
-	h->curl = curl_easy_init();
+	h->curl = md_curl.easy_init();
 	if (h->curl == NULL) {
 		free(h);
 		return md_fail(err, 0, "libcurl: cannot create a handle");
@@ -38,13 +33,13 @@ int md_http_open(struct md_http **out, const char *sock_path, uint64_t timeout_n
 	h->sock = strdup(sock_path);
 	h->timeout_ns = timeout_ns;
 	/* "Expect: 100-continue" costs a round trip Firecracker's server never needs */
-	h->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	h->hdrs = curl_slist_append(h->hdrs, "Accept: application/json");
-	h->hdrs = curl_slist_append(h->hdrs, "Expect:");
-	curl_easy_setopt(h->curl, CURLOPT_UNIX_SOCKET_PATH, h->sock);
-	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->hdrs);
+	h->hdrs = md_curl.slist_append(NULL, "Content-Type: application/json");
+	h->hdrs = md_curl.slist_append(h->hdrs, "Accept: application/json");
+	h->hdrs = md_curl.slist_append(h->hdrs, "Expect:");
+	md_curl.easy_setopt(h->curl, CURLOPT_UNIX_SOCKET_PATH, h->sock);
+	md_curl.easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	md_curl.easy_setopt(h->curl, CURLOPT_TCP_NODELAY, 1L);
+	md_curl.easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->hdrs);
 	*out = h;
 	return 0;
 }
@@ -53,8 +48,8 @@ void md_http_close(struct md_http *h)
 {
 	if (h == NULL)
 		return;
-	curl_easy_cleanup(h->curl);
-	curl_slist_free_all(h->hdrs);
+	md_curl.easy_cleanup(h->curl);
+	md_curl.slist_free_all(h->hdrs);
 	free(h->sock);
 	free(h);
 }
@@ -101,20 +96,20 @@ int md_http_request(struct md_http *h, const char *method, const char *path, con
 	CURLcode rc;
 
 	snprintf(url, sizeof(url), "http://localhost%s", path);
-	curl_easy_setopt(h->curl, CURLOPT_URL, url);
-	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
-	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, ms > 0 ? ms : 1L);
-	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &b);
+	md_curl.easy_setopt(h->curl, CURLOPT_URL, url);
+	md_curl.easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+	md_curl.easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, ms > 0 ? ms : 1L);
+	md_curl.easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_data);
+	md_curl.easy_setopt(h->curl, CURLOPT_WRITEDATA, &b);
 	if (strcmp(method, "GET") == 0) {
-		curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, NULL);
-		curl_easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
+		md_curl.easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, NULL);
+		md_curl.easy_setopt(h->curl, CURLOPT_HTTPGET, 1L);
 	} else {
-		curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, method);
-		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
+		md_curl.easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, method);
+		md_curl.easy_setopt(h->curl, CURLOPT_POSTFIELDS, body ? body : "");
+		md_curl.easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
 	}
-	rc = curl_easy_perform(h->curl);
+	rc = md_curl.easy_perform(h->curl);
 	resp->elapsed_ns = md_now_mono_ns() - t0;
 	h->requests++;
 	h->total_ns += resp->elapsed_ns;
@@ -129,12 +124,12 @@ int md_http_request(struct md_http *h, const char *method, const char *path, con
 		case CURLE_RECV_ERROR:
 		case CURLE_SEND_ERROR:
 			return md_notfound(err, "%s %s: the VMM closed the connection (%s)", method, path,
-					   curl_easy_strerror(rc));
+					   md_curl.easy_strerror(rc));
 		default:
-			return md_fail(err, 0, "%s %s: %s", method, path, curl_easy_strerror(rc));
+			return md_fail(err, 0, "%s %s: %s", method, path, md_curl.easy_strerror(rc));
 		}
 	}
-	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+	md_curl.easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	if (b.p == NULL) {
 		b.p = calloc(1, 1);
 		if (b.p == NULL)
@@ -149,7 +144,7 @@ int md_http_peer_fd(struct md_http *h)
 {
 	curl_socket_t fd = CURL_SOCKET_BAD;
 
-	if (curl_easy_getinfo(h->curl, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+	if (md_curl.easy_getinfo(h->curl, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
 		return -1;
 	return (int)fd;
 }

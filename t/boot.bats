@@ -380,6 +380,27 @@ GET /" ]
 
 # ---------------------------------------------------------------- the test double itself
 
+@test "firecracker: libcurl is not linked, only loaded for the API; without it: exit 5 in one line, QEMU commands unaffected" {
+	require_root
+	require_cmd unshare ldconfig
+	run_code 0 ldd "$MD_BIN/metald-boot"
+	[[ "$output" != *libcurl* ]]
+	cfg_min
+	fc_up
+	run_code 5 without_libcurl metald-boot start --vmm firecracker --socket "$T/api.sock" --config "$T/cfg.json" --timeout 10s
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" =~ ^metald-boot:\ libcurl:\ cannot\ load\ libcurl\.so\.4:\ .+\ \(install\ libcurl4\)$ ]]
+	# where it loads, the same boot works (dlopen on first use)
+	boot_fc --json
+	[ "$(echo "$output" | jq -r .state)" = VM_STATE_RUNNING ]
+	# commands that make no HTTP request never load it
+	run_code 0 without_libcurl metald-boot --version
+	run_code 0 without_libcurl metald-boot argv --vmm qemu --config "$T/cfg.json" --qmp "$T/q" --accel tcg
+	run_code 0 without_libcurl metald-boot argv --vmm firecracker --socket "$T/api.sock"
+	run_code 3 without_libcurl metald-boot status --vmm qemu --socket "$T/no.sock"
+	[[ "$output" == *"no such socket"* ]]
+}
+
 @test "fc-standin enforces the API: ids, required fields, types, unknown fields, pre/post boot, InstanceStart once" {
 	fc_is_standin || skip "checks the stand-in"
 	fc_up

@@ -315,6 +315,19 @@ all_acked() { # every ledger entry of every VM is acknowledged
 	run_code 2 meter run --batch 0
 }
 
+@test "meter: libcurl is not linked, only loaded to deliver: without it, run --billing send is exit 5 in one line" {
+	require_cmd unshare ldconfig
+	run_code 0 ldd "$MD_BIN/metald-meter"
+	[[ "$output" != *libcurl* ]]
+	run_code 5 without_libcurl metald-meter --root "$R" run --billing send
+	[ "${#lines[@]}" -eq 1 ]
+	[[ "$output" =~ ^metald-meter:\ libcurl:\ cannot\ load\ libcurl\.so\.4:\ .+\ \(install\ libcurl4\)$ ]]
+	# what sends nothing does not need it
+	run_code 0 without_libcurl metald-meter --root "$R" report
+	run_code 0 without_libcurl metald-meter --root "$R" prom
+	run_code 0 without_libcurl metald-meter --version
+}
+
 @test "meter: a ledger cut short by a crash is recovered without counting anything twice" {
 	vm_start a
 	meter_start --billing off

@@ -128,3 +128,12 @@ wait_for() {
 		sleep 0.05
 	done
 }
+
+# without_libcurl cmd...: run cmd where libcurl.so.4 cannot be loaded (a private mount namespace
+# with /dev/null bound over the library), to test the programs' dlopen() of it. Needs root.
+without_libcurl() {
+	local lib
+	lib=$(ldconfig -p | awk '$1 == "libcurl.so.4" { print $NF; exit }')
+	[ -n "$lib" ] || { echo "without_libcurl: libcurl.so.4 is not installed" >&2; return 1; }
+	unshare --mount --propagation private sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$lib" "$@"
+}
