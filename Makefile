@@ -24,7 +24,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Ilib \
               $(shell pkg-config --cflags $(PKGS) $(PKGS_DLOPEN) 2>/dev/null) -MMD -MP
 # Libraries with a static archive in their Debian -dev package are linked statically: these
 # programs start once per VM operation, and dynamic linking of libnl alone cost ~0.2 ms per start
-# (libcurl and libmnl stay shared: Debian ships no usable archive for them)
+# (libmnl stays shared: Debian ships no archive of it; libcurl is loaded on first use, above)
 STATIC_PKGS := libnl-3.0 libnl-route-3.0 jansson libseccomp libcap libnftnl
 LDLIBS  := -Wl,-Bstatic $(shell pkg-config --libs $(STATIC_PKGS) 2>/dev/null) -Wl,-Bdynamic \
            $(shell pkg-config --libs $(filter-out $(STATIC_PKGS),$(PKGS)) 2>/dev/null) -ldl -lpthread -lm
