@@ -240,73 +240,75 @@ static int compact(struct md_ipam *ip, const char *tenant, json_t *rec, bool fre
 	return 0;
 }
 
-int md_ipam_sweep(struct md_ipam *ip, char ***removed, md_err **err)
+/* Names of the files in tenants/ that end in suffix (hidden files and temporaries left out). */
+static int tenant_files(struct md_ipam *ip, const char *suffix, char ***names, md_err **err)
 {
 	_cleanup_free_ char *tdir = md_path_join(ip->dir, "tenants");
 	_cleanup_closedir_ DIR *d = opendir(tdir);
+	size_t sl = strlen(suffix), n = 0;
 	struct dirent *de;
-	char **v = calloc(1, sizeof(char *));
-	size_t n = 0;
+	char **v;
 
-	if (d == NULL) {
-		free(v);
+	if (d == NULL)
 		return md_fail(err, errno, "`%s`", tdir);
-	}
+	if ((v = calloc(1, sizeof(char *))) == NULL)
+		abort();
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
-		const char *dot = strchr(de->d_name, '.');
-		_cleanup_free_ char *tenant = NULL, *want = NULL, *p = NULL;
-		_cleanup_json_ json_t *rec = NULL;
 
-		if (len < 5 || strcmp(de->d_name + len - 4, ".log") != 0 || dot == NULL)
+		if (len <= sl || strcmp(de->d_name + len - sl, suffix) != 0 || de->d_name[0] == '.')
 			continue;
-		tenant = strndup(de->d_name, (size_t)(dot - de->d_name));
-		p = tenant_path(ip, tenant);
-		if (md_json_read(p, &rec, NULL) == 0) {
-			want = md_strdup_printf("%s.%lld.log", tenant, (long long)epoch_of(rec));
-			if (strcmp(want, de->d_name) == 0)
-				continue;
-		} else if (access(p, F_OK) == 0) {
-			continue; /* an unreadable tenant file: leave its journals to a human */
-		}
-		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT)
-			continue;
-		v = realloc(v, (n + 2) * sizeof(char *));
-		if (v == NULL)
+		if ((v = realloc(v, (n + 2) * sizeof(char *))) == NULL)
 			abort();
 		v[n++] = strdup(de->d_name);
 		v[n] = NULL;
 	}
+	*names = v;
+	return 0;
+}
+
+int md_ipam_sweep(struct md_ipam *ip, char ***removed, md_err **err)
+{
+	_cleanup_free_ char *tdir = md_path_join(ip->dir, "tenants");
+	char **logs = NULL, **v;
+	size_t n = 0;
+
+	if (tenant_files(ip, ".log", &logs, err) < 0)
+		return -1;
+	if ((v = calloc(1, sizeof(char *))) == NULL)
+		abort();
+	for (char **l = logs; *l; l++) {
+		const char *dot = strchr(*l, '.');
+		_cleanup_free_ char *tenant = strndup(*l, (size_t)(dot - *l)), *p = tenant_path(ip, tenant);
+		_cleanup_free_ char *want = NULL, *path = NULL;
+		_cleanup_json_ json_t *rec = NULL;
+
+		if (md_json_read(p, &rec, NULL) == 0) {
+			want = md_strdup_printf("%s.%lld.log", tenant, (long long)epoch_of(rec));
+			if (strcmp(want, *l) == 0)
+				continue;
+		} else if (access(p, F_OK) == 0) {
+			continue; /* an unreadable tenant file: leave its journals to a human */
+		}
+		path = md_path_join(tdir, *l);
+		if (unlink(path) < 0 && errno != ENOENT)
+			continue;
+		if ((v = realloc(v, (n + 2) * sizeof(char *))) == NULL)
+			abort();
+		v[n++] = strdup(*l);
+		v[n] = NULL;
+	}
+	md_strv_free(logs);
 	*removed = v;
 	return 0;
 }
 
 int md_ipam_tenants(struct md_ipam *ip, char ***names, md_err **err)
 {
-	_cleanup_free_ char *tdir = md_path_join(ip->dir, "tenants");
-	_cleanup_closedir_ DIR *d = opendir(tdir);
-	struct dirent *de;
-	char **v = calloc(1, sizeof(char *));
-	size_t n = 0;
-
-	if (d == NULL) {
-		free(v);
-		return md_fail(err, errno, "`%s`", tdir);
-	}
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		char **nv;
-
-		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.')
-			continue;
-		nv = realloc(v, (n + 2) * sizeof(char *));
-		if (nv == NULL)
-			abort();
-		v = nv;
-		v[n++] = strndup(de->d_name, len - 5);
-		v[n] = NULL;
-	}
-	*names = v;
+	if (tenant_files(ip, ".json", names, err) < 0)
+		return -1;
+	for (char **t = *names; *t; t++)
+		(*t)[strlen(*t) - 5] = 0;
 	return 0;
 }
 

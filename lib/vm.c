@@ -668,23 +668,29 @@ static const char *cgroup_parent(void)
 	return p && *p ? p : "metald";
 }
 
+/* metald-jail VERB naming this VM's jail as metald-vm made it. */
+static void jail_verb(struct md_vm_ctx *c, struct md_av *a, const char *verb, const char *id, const char *exec_name)
+{
+	av_prog(c, a, "metald-jail", false);
+	md_av_add(a, verb);
+	md_av_add(a, "--id");
+	md_av_add(a, id);
+	md_av_add(a, "--chroot-base-dir");
+	md_av_add(a, c->paths.chroot_dir);
+	md_av_add(a, "--exec-file");
+	md_av_add(a, exec_name);
+	md_av_add(a, "--parent-cgroup");
+	md_av_add(a, cgroup_parent());
+}
+
 static int jail_clean(struct md_vm_ctx *c, const char *id, const char *exec_name, bool kill_first, md_err **err)
 {
 	struct md_av a = { 0 };
 	int r;
 
-	av_prog(c, &a, "metald-jail", false);
-	md_av_add(&a, "clean");
-	md_av_add(&a, "--id");
-	md_av_add(&a, id);
-	md_av_add(&a, "--chroot-base-dir");
-	md_av_add(&a, c->paths.chroot_dir);
-	md_av_add(&a, "--exec-file");
-	md_av_add(&a, exec_name);
+	jail_verb(c, &a, "clean", id, exec_name);
 	if (kill_first)
 		md_av_add(&a, "--kill");
-	md_av_add(&a, "--parent-cgroup");
-	md_av_add(&a, cgroup_parent());
 	r = run_tool(&a, 60ULL * 1000000000ULL, NULL, err);
 	md_av_free(&a);
 	return r < 0 ? md_err_wrap(err, "clean jail") : 0;
@@ -698,16 +704,7 @@ static void jail_kvm_pit(struct md_vm_ctx *c, const char *id, const char *exec_n
 	struct md_av a = { 0 };
 	md_err *e = NULL;
 
-	av_prog(c, &a, "metald-jail", false);
-	md_av_add(&a, "kvm-pit");
-	md_av_add(&a, "--id");
-	md_av_add(&a, id);
-	md_av_add(&a, "--chroot-base-dir");
-	md_av_add(&a, c->paths.chroot_dir);
-	md_av_add(&a, "--exec-file");
-	md_av_add(&a, exec_name);
-	md_av_add(&a, "--parent-cgroup");
-	md_av_add(&a, cgroup_parent());
+	jail_verb(c, &a, "kvm-pit", id, exec_name);
 	if (run_tool(&a, 30ULL * 1000000000ULL, NULL, &e) < 0) {
 		if (e->code == MD_EXIT_NOTFOUND)
 			md_debug("vm `%s`: %s", id, e->msg);
