@@ -393,14 +393,26 @@ static int ports_update(struct ctx *c, const char *id, json_t *publish, bool add
 /* Add set elements. Our tables can be gone while our records remain (a host reboot, a flushed
  * ruleset): restoring them is gc's work (it also rebuilds every VM's elements from the records,
  * which a bare setup here would leave out, failing open), so say so. */
+static void log_batch(const struct md_nf_batch *b)
+{
+	if (md_log_get_level() >= MD_LOG_DEBUG && b->n) {
+		_cleanup_free_ char *text = md_nf_batch_text(b);
+		md_debug("nftables:\n%s", text);
+	}
+}
+
+/* Delete set elements; those already gone are no error. */
+static int elements_delete(const struct md_nf_batch *b, md_err **err)
+{
+	log_batch(b);
+	return md_nf_batch_commit(b, true, err);
+}
+
 static int elements_add(const struct md_nf_batch *b, md_err **err)
 {
 	md_err *e = NULL;
 
-	if (md_log_get_level() >= MD_LOG_DEBUG) {
-		_cleanup_free_ char *text = md_nf_batch_text(b);
-		md_debug("nftables:\n%s", text);
-	}
+	log_batch(b);
 	if (md_nf_batch_commit(b, false, &e) == 0)
 		return 0;
 	if (e->status == ENOENT) {
@@ -471,7 +483,7 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 	if (link && md_nl_link_detach(c->sk, link, err) < 0)
 		return -1;
 	md_rules_vm(&b, net, false);
-	if (md_nf_batch_commit(&b, true, err) < 0)
+	if (elements_delete(&b, err) < 0)
 		return md_err_wrap(err, "VM rules");
 	if (md_netns_remove(pin, err) < 0 ||
 	    (json_array_size(json_object_get(net, "publish")) > 0 && ports_update(c, id, NULL, false, err) < 0))
@@ -487,7 +499,7 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 			return -1;
 		md_rules_tenant(&tb, tenant, br, json_string_value(json_object_get(json_object_get(net, "ipv4"), "gateway")),
 				json_string_value(json_object_get(json_object_get(net, "ipv6"), "gateway")), false);
-		if (md_nf_batch_commit(&tb, true, err) < 0)
+		if (elements_delete(&tb, err) < 0)
 			return md_err_wrap(err, "tenant `%s` rules", tenant);
 	}
 	/* no fsync: a record brought back by a host crash names objects that are gone, which gc
