@@ -33,7 +33,7 @@ static int load(md_err **err)
 
 	if (lib.loaded)
 		return 0;
-	h = dlopen(LIBNFTABLES, RTLD_NOW | RTLD_LOCAL);
+	h = dlopen(LIBNFTABLES, RTLD_LAZY | RTLD_LOCAL);
 	if (h == NULL)
 		return md_err_set(err, MD_EXIT_MISSING, 0, "nftables: cannot load %s: %s (install libnftables1)", LIBNFTABLES,
 				  dlerror());
