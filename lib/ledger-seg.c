@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,15 +203,17 @@ int md_ledger_read_all(const char *dir, uint64_t since_wall, md_ledger_cb cb, vo
 	_cleanup_close_ int lfd = -1;
 	struct md_ledger_files fl;
 	uint64_t good, torn;
-	struct stat st;
 	int r;
 
 	*bytes = 0;
-	if (stat(dir, &st) < 0 && errno == ENOENT)
-		return 0; /* no ledger yet */
-	lfd = md_lock(lp, false, 10000000000ULL, err);
-	if (lfd < 0)
-		return md_err_wrap(err, "ledger");
+	/* read-only, so a reader needs no write access; the meter makes the file when it opens the
+	 * ledger, so without it no rotation can happen */
+	lfd = open(lp, O_RDONLY | O_CLOEXEC);
+	if (lfd < 0 && errno != ENOENT)
+		return md_fail(err, errno, "ledger: lock `%s`", lp);
+	while (lfd >= 0 && flock(lfd, LOCK_SH) < 0)
+		if (errno != EINTR)
+			return md_fail(err, errno, "ledger: lock `%s`", lp);
 	if (md_ledger_files_list(dir, &fl, err) < 0)
 		return -1;
 	r = scan_files(&fl, fl.n ? fl.f[0].base : 0, 0, since_wall, cb, arg, &good, &torn, bytes, err);
@@ -221,6 +224,12 @@ int md_ledger_read_all(const char *dir, uint64_t since_wall, md_ledger_cb cb, vo
 int md_ledger_seg_repair(const char *dir, md_err **err)
 {
 	_cleanup_free_ char *np = md_path_join(dir, NEW_NAME), *ap = md_path_join(dir, "ledger.jsonl");
+	_cleanup_free_ char *lp = md_path_join(dir, LOCK_NAME);
+	int fd = open(lp, O_RDONLY | O_CREAT | O_CLOEXEC, 0644); /* for readers (md_ledger_read_all) */
+
+	if (fd < 0)
+		return md_fail(err, errno, "ledger: `%s`", lp);
+	close(fd);
 
 	if (access(np, F_OK) < 0)
 		return 0;
@@ -317,7 +326,7 @@ int md_ledger_prune(struct md_ledger *l, uint64_t acked_upto, uint64_t keep_ns, 
 
 		/* a prefix only, and never the one an active file without a "segment" entry
 		 * takes its base from */
-		if (f->active || end > acked_upto || f->mtime_ns + keep_ns > now ||
+		if (f->active || end > acked_upto || f->mtime_ns > now || now - f->mtime_ns < keep_ns ||
 		    (fl.f[i + 1].active && !fl.f[i + 1].header))
 			break;
 		if (lfd < 0 && (lfd = md_lock(lp, true, 1000000000ULL, err)) < 0) {

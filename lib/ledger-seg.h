@@ -49,7 +49,8 @@ int md_ledger_scan_dir(const char *dir, uint64_t from, uint64_t to, md_ledger_cb
 int md_ledger_read_all(const char *dir, uint64_t since_wall, md_ledger_cb cb, void *arg, uint64_t *bytes,
 		       md_err **err);
 
-/* Finish or undo a rotation a crash interrupted (called by md_ledger_open). */
+/* Finish or undo a rotation a crash interrupted, and make the readers' lock file (called by
+ * md_ledger_open). */
 int md_ledger_seg_repair(const char *dir, md_err **err);
 
 /* Seal the active file as ledger.<base>.jsonl and start a new one with a "segment" entry holding
