@@ -251,8 +251,10 @@ static void vms_load(struct meter *m, json_t *vms)
 		v->fc_off = ju(vs, "vmm_off");
 		set_str(&v->customer, json_string_value(json_object_get(vs, "customer")));
 		set_str(&v->tenant, json_string_value(json_object_get(vs, "tenant")));
-		if (json_is_object(json_object_get(vs, "target")))
+		if (json_is_object(json_object_get(vs, "target"))) {
+			json_decref(v->target_json);
 			v->target_json = json_incref(json_object_get(vs, "target"));
+		}
 	}
 }
 

@@ -732,6 +732,14 @@ ledger_whole() {
 	# prom still knows the VMs (their state is in the first remaining file's segment entry)
 	run_code 0 meter prom
 	[[ "$output" == *'metald_vm_running{vm="a",customer="c1",tenant="t1"} 0'* ]]
+	# without a checkpoint a start recovers from the remaining files alone: both VMs are known to
+	# have stopped (their targets are still there), so nothing is written again
+	lines=$(ledger | wc -l)
+	rm "$R/data/meter/state.json"
+	meter_start --billing off
+	sleep 1
+	meter_stop
+	[ "$(ledger | wc -l)" -eq "$lines" ]
 }
 
 @test "meter: kill -9 at every step of a rotation (METALD_FAULT), then a restart: nothing lost, nothing twice" {
