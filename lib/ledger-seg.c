@@ -196,8 +196,8 @@ int md_ledger_scan_dir(const char *dir, uint64_t from, uint64_t to, md_ledger_cb
 	return r;
 }
 
-int md_ledger_read_all(const char *dir, uint64_t since_wall, md_ledger_cb cb, void *arg, uint64_t *bytes,
-		       md_err **err)
+int md_ledger_read_all(const char *dir, uint64_t since_wall, bool latest, md_ledger_cb cb, void *arg,
+		       uint64_t *bytes, md_err **err)
 {
 	_cleanup_free_ char *lp = md_path_join(dir, LOCK_NAME);
 	_cleanup_close_ int lfd = -1;
@@ -216,7 +216,15 @@ int md_ledger_read_all(const char *dir, uint64_t since_wall, md_ledger_cb cb, vo
 			return md_fail(err, errno, "ledger: lock `%s`", lp);
 	if (md_ledger_files_list(dir, &fl, err) < 0)
 		return -1;
-	r = scan_files(&fl, fl.n ? fl.f[0].base : 0, 0, since_wall, cb, arg, &good, &torn, bytes, err);
+	size_t first = 0;
+	if (latest && fl.n && fl.f[fl.n - 1].header)
+		first = fl.n - 1;
+	else if (latest && fl.n > 1)
+		first = fl.n - 2; /* an active file without one continues the newest segment */
+	for (size_t i = 0; i < fl.n; i++)
+		*bytes += fl.f[i].size;
+	r = scan_files(&fl, fl.n ? fl.f[first].base : 0, 0, since_wall, cb, arg, &good, &torn, NULL, err);
+	*bytes -= torn;
 	md_ledger_files_free(&fl);
 	return r;
 }

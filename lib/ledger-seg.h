@@ -45,9 +45,11 @@ int md_ledger_scan_dir(const char *dir, uint64_t from, uint64_t to, md_ledger_cb
 
 /* For readers in other processes (report, prom): every file in order under a shared lock, so a
  * rotation cannot move a file away in the middle. Sealed segments last written before since_wall
- * (0: none) are skipped: every record in them ended before that. *bytes: size of what was read. */
-int md_ledger_read_all(const char *dir, uint64_t since_wall, md_ledger_cb cb, void *arg, uint64_t *bytes,
-		       md_err **err);
+ * (0: none) are skipped: every record in them ended before that. latest: start at the newest file
+ * that begins with a "segment" entry (for the per-VM state now, not the history). *bytes: the size
+ * of all files (the active one's whole lines). */
+int md_ledger_read_all(const char *dir, uint64_t since_wall, bool latest, md_ledger_cb cb, void *arg,
+		       uint64_t *bytes, md_err **err);
 
 /* Finish or undo a rotation a crash interrupted, and make the readers' lock file (called by
  * md_ledger_open). */

@@ -152,7 +152,7 @@ int md_meter_report(const char *ldir, const struct md_report_opts *o, json_t **r
 	json_t *k;
 
 	/* every file in order; a sealed segment last written before --since holds nothing asked for */
-	if (md_ledger_read_all(ldir, o->since, report_cb, &r, &bytes, err) < 0) {
+	if (md_ledger_read_all(ldir, o->since, false, report_cb, &r, &bytes, err) < 0) {
 		json_decref(r.groups);
 		json_decref(r.order);
 		json_decref(out);
@@ -235,7 +235,7 @@ static int prom_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	json_t *s;
 
 	(void)off, (void)end;
-	p->entries++;
+	p->entries = ju(e, "seq"); /* entries ever written: the files read may start after the first */
 	if (strcmp(type, "segment") == 0) {
 		/* the state of VMs whose entries are in removed segments */
 		const char *id;
@@ -243,10 +243,10 @@ static int prom_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 		json_object_foreach(json_object_get(e, "vms"), id, vs) {
 			if (json_object_get(p->vms, id))
 				continue;
-			s = json_pack("{s:O, s:b, s:O, s:O, s:O, s:O}", "n", json_object_get(vs, "n"), "running",
+			s = json_pack("{s:O, s:b, s:O, s:O, s:O, s:O, s:O*}", "n", json_object_get(vs, "n"), "running",
 				      json_is_true(json_object_get(vs, "open")), "customer", json_object_get(vs, "customer"),
 				      "tenant", json_object_get(vs, "tenant"), "cum", json_object_get(vs, "cum"), "end_wall",
-				      json_object_get(vs, "last_wall"));
+				      json_object_get(vs, "last_wall"), "mem_peak", json_object_get(vs, "mem_peak"));
 			if (s)
 				json_object_set_new(p->vms, id, s);
 		}
@@ -312,7 +312,7 @@ int md_meter_prom(const char *ldir, char **text, md_err **err)
 	json_t *s;
 
 	if (md_ledger_acked_load(ldir, &acked, err) < 0 ||
-	    md_ledger_read_all(ldir, 0, prom_cb, &p, &good, err) < 0) {
+	    md_ledger_read_all(ldir, 0, true, prom_cb, &p, &good, err) < 0) {
 		json_decref(p.vms);
 		return -1;
 	}
@@ -342,10 +342,10 @@ int md_meter_prom(const char *ldir, char **text, md_err **err)
 				fprintf(f, "\"} %llu\n", (unsigned long long)raw);
 		}
 	}
-	fprintf(f, "# HELP metald_meter_ledger_entries Entries in the meter ledger.\n"
+	fprintf(f, "# HELP metald_meter_ledger_entries Entries written to the meter ledger (the last seq).\n"
 		   "# TYPE metald_meter_ledger_entries gauge\nmetald_meter_ledger_entries %llu\n",
 		(unsigned long long)p.entries);
-	fprintf(f, "# HELP metald_meter_ledger_bytes Size of the meter ledger's whole lines, in all its files.\n"
+	fprintf(f, "# HELP metald_meter_ledger_bytes Size of the meter ledger's files (sealed segments and the active file).\n"
 		   "# TYPE metald_meter_ledger_bytes gauge\nmetald_meter_ledger_bytes %llu\n",
 		(unsigned long long)good);
 	fclose(f);

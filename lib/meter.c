@@ -52,6 +52,7 @@ struct vm {
 	bool open;     /* a start without a stop */
 	struct md_meter_counters cum; /* cumulative counters at the end of the last usage record */
 	uint64_t last_wall;           /* end of the last usage record (or the start) */
+	uint64_t last_mem_peak;       /* memory peak of the last usage record (for prom) */
 	pid_t pid;
 	uint64_t pid_start;
 	json_t *target_json; /* target of the last start entry */
@@ -205,6 +206,7 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	} else if (strcmp(type, "usage") == 0) {
 		md_meter_counters_from_json(json_object_get(e, "cum"), &v->cum);
 		v->last_wall = ju(e, "end_wall");
+		v->last_mem_peak = ju(e, "mem_peak");
 		if (json_object_get(e, "vmm_cum")) {
 			md_meter_counters_from_json(json_object_get(e, "vmm_cum"), &v->fc_cum);
 			v->fc_off = ju(e, "vmm_off");
@@ -230,6 +232,7 @@ static json_t *vm_state_json(const struct vm *v)
 	json_object_set(o, "target", v->target_json ? v->target_json : json_null());
 	json_object_set_new(o, "vmm_cum", md_meter_counters_json(&v->fc_cum));
 	json_object_set_new(o, "vmm_off", json_integer((json_int_t)v->fc_off));
+	json_object_set_new(o, "mem_peak", json_integer((json_int_t)v->last_mem_peak));
 	return o;
 }
 
@@ -245,6 +248,7 @@ static void vms_load(struct meter *m, json_t *vms)
 		v->open = json_is_true(json_object_get(vs, "open"));
 		md_meter_counters_from_json(json_object_get(vs, "cum"), &v->cum);
 		v->last_wall = ju(vs, "last_wall");
+		v->last_mem_peak = ju(vs, "mem_peak");
 		v->pid = (pid_t)ju(vs, "pid");
 		v->pid_start = ju(vs, "pid_start");
 		md_meter_counters_from_json(json_object_get(vs, "vmm_cum"), &v->fc_cum);
@@ -550,6 +554,7 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 	} else if (strcmp(type, "usage") == 0) {
 		md_meter_counters_from_json(json_object_get(e, "cum"), &v->cum);
 		v->last_wall = ju(e, "end_wall");
+		v->last_mem_peak = ju(e, "mem_peak");
 		v->pstart_wall = v->last_wall;
 		v->pstart_mono = ju(e, "end_mono");
 		v->mem_peak = v->mem_sum = v->nsamples = 0;

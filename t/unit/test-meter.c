@@ -167,6 +167,19 @@ static void segments(void)
 	ok(md_ledger_scan_dir(dir, first_end, 0, seq_cb, a, &good, &torn, &err) == 0 && seqs_are(a, 4, 6),
 	   "a logical offset in the active file");
 	json_decref(a);
+	a = json_array();
+	ok(md_ledger_read_all(dir, 0, false, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 1, 6) && bytes == l.end,
+	   "readers see every file, and their size");
+	json_decref(a);
+	a = json_array();
+	ok(md_ledger_read_all(dir, 0, true, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 4, 6),
+	   "or only the newest file that begins with the state");
+	json_decref(a);
+	a = json_array();
+	ok(md_ledger_read_all(dir, md_now_wall_ns() + 1000000000ULL, false, seq_cb, a, &bytes, &err) == 0 &&
+		   seqs_are(a, 4, 6),
+	   "a sealed segment last written before --since is skipped");
+	json_decref(a);
 	md_ledger_close(&l);
 
 	/* a checkpoint in the sealed segment: read on into the active file */
@@ -205,7 +218,7 @@ static void segments(void)
 	append_n(&l, 6, 1);
 	is_int(l.seq, 7, "seq goes on");
 	md_ledger_close(&l);
-	ok(md_ledger_read_all(dir, 0, NULL, NULL, &bytes, &err) == 0 && bytes > 0, "read_all");
+	ok(md_ledger_read_all(dir, 0, false, NULL, NULL, &bytes, &err) == 0 && bytes > 0, "read_all");
 }
 
 static void billing(void)
