@@ -276,8 +276,9 @@ int md_ledger_rotate(struct md_ledger *l, json_t *vms, md_err **err)
 	json_decref(h);
 	line = md_strdup_printf("%s\n", s);
 	len = strlen(line);
-	/* readers in other processes hold it shared while they go through the files */
-	lfd = md_lock(lp, true, 1000000000ULL, err);
+	/* readers in other processes hold it shared while they go through the files; the meter's loop
+	 * must not wait for them: try once, the caller tries again later */
+	lfd = md_lock(lp, true, 0, err);
 	if (lfd < 0)
 		return md_err_wrap(err, "ledger: rotate");
 	fd = open(np, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -337,7 +338,7 @@ int md_ledger_prune(struct md_ledger *l, uint64_t acked_upto, uint64_t keep_ns, 
 		if (f->active || end > acked_upto || f->mtime_ns > now || now - f->mtime_ns < keep_ns ||
 		    (fl.f[i + 1].active && !fl.f[i + 1].header))
 			break;
-		if (lfd < 0 && (lfd = md_lock(lp, true, 1000000000ULL, err)) < 0) {
+		if (lfd < 0 && (lfd = md_lock(lp, true, 0, err)) < 0) {
 			rc = md_err_wrap(err, "ledger: prune");
 			break;
 		}

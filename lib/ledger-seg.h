@@ -56,7 +56,8 @@ int md_ledger_read_all(const char *dir, uint64_t since_wall, bool latest, md_led
 int md_ledger_seg_repair(const char *dir, md_err **err);
 
 /* Seal the active file as ledger.<base>.jsonl and start a new one with a "segment" entry holding
- * `vms` (stolen). Only when everything written is on disk. */
+ * `vms` (stolen). Only when everything written is on disk. A reader holding the lock makes it fail
+ * at once with a conflict (MD_EXIT_CONFLICT), and so md_ledger_prune; try again later. */
 int md_ledger_rotate(struct md_ledger *l, json_t *vms, md_err **err);
 
 /* Remove the oldest sealed segments that end at or before `acked_upto` (everything before it is

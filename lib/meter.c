@@ -687,7 +687,10 @@ static void prune(struct meter *m)
 	pthread_mutex_unlock(&m->sh.mu);
 	pthread_mutex_lock(&m->sh.files_mu);
 	if (md_ledger_prune(&m->ledger, upto, m->o->keep_ns, &removed, &err) < 0) {
-		md_warn("%s (retried later)", err->msg);
+		if (md_err_exit(err) == MD_EXIT_CONFLICT) /* a report or prom is reading */
+			md_debug("%s (retried later)", err->msg);
+		else
+			md_warn("%s (retried later)", err->msg);
 		md_err_free(&err);
 	}
 	pthread_mutex_unlock(&m->sh.files_mu);
@@ -710,7 +713,10 @@ static void rotate_maybe(struct meter *m)
 	r = md_ledger_rotate(&m->ledger, vms, &err);
 	pthread_mutex_unlock(&m->sh.files_mu);
 	if (r < 0) {
-		md_warn("%s (the active file keeps growing; retried after the next write)", err->msg);
+		if (md_err_exit(err) == MD_EXIT_CONFLICT) /* a report or prom is reading: next time */
+			md_debug("%s (retried after the next write)", err->msg);
+		else
+			md_warn("%s (the active file keeps growing; retried after the next write)", err->msg);
 		md_err_free(&err);
 		return;
 	}

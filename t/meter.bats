@@ -644,7 +644,7 @@ ledger_whole() {
 	done
 }
 
-@test "meter: the ledger rotates at UNKEY_METALD_METER_LEDGER_SEGMENT; seq goes on across segments; report and prom read them all" {
+@test "meter: the ledger rotates at UNKEY_METALD_METER_LEDGER_SEGMENT; seq goes on across segments; report reads them all, prom the latest state" {
 	vm_start a c1 t1
 	vm_start b c2 t2
 	UNKEY_METALD_METER_LEDGER_SEGMENT=4K UNKEY_METALD_METER_LEDGER_KEEP=0s meter_start --billing off

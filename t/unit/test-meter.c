@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,6 +218,18 @@ static void segments(void)
 	json_decref(a);
 	append_n(&l, 6, 1);
 	is_int(l.seq, 7, "seq goes on");
+	{
+		/* a reader (report, prom) holds the lock: the rotation fails at once, changing nothing */
+		_cleanup_free_ char *lp = md_path_join(dir, "segments.lock");
+		int rfd = open(lp, O_RDONLY | O_CLOEXEC);
+		uint64_t end = l.end, b = l.base;
+		ok(rfd >= 0 && flock(rfd, LOCK_SH) == 0, "a reader's shared lock");
+		ok(md_ledger_rotate(&l, json_object(), &err) < 0 && md_err_exit(err) == MD_EXIT_CONFLICT, "rotation: conflict");
+		md_err_free(&err);
+		ok(l.end == end && l.base == b && l.seq == 7 && access(newp, F_OK) < 0, "nothing changed");
+		close(rfd);
+		ok(md_ledger_rotate(&l, json_object(), &err) == 0 && l.base == end && l.seq == 8, "then it goes");
+	}
 	md_ledger_close(&l);
 	ok(md_ledger_read_all(dir, 0, false, NULL, NULL, &bytes, &err) == 0 && bytes > 0, "read_all");
 }
