@@ -57,7 +57,8 @@ static const char usage[] =
 	"      --version            print the version\n"
 	"\n"
 	"Environment: UNKEY_METALD_BILLING_ENDPOINT, UNKEY_METALD_BILLING_ENABLED,\n"
-	"UNKEY_METALD_BILLING_MOCK_MODE, UNKEY_METALD_DATA_DIR, UNKEY_METALD_RUN_DIR, UNKEY_METALD_ROOT,\n"
+	"UNKEY_METALD_BILLING_MOCK_MODE, UNKEY_METALD_METER_LEDGER_SEGMENT, UNKEY_METALD_METER_LEDGER_KEEP,\n"
+	"UNKEY_METALD_DATA_DIR, UNKEY_METALD_RUN_DIR, UNKEY_METALD_ROOT,\n"
 	"UNKEY_METALD_LOG_LEVEL, UNKEY_METALD_LOG_FORMAT.\n"
 	"Exit codes: 0 done, 1 failed, 2 usage, 3 VM not found, 4 another meter runs, 5 host lacks something.\n";
 
@@ -197,6 +198,28 @@ static int cmd_sample(int argc, char **argv)
 	return 0;
 }
 
+/* UNKEY_METALD_METER_LEDGER_SEGMENT (a size) and UNKEY_METALD_METER_LEDGER_KEEP (a duration) */
+static void ledger_env(struct md_meter_opts *o)
+{
+	const char *seg = getenv("UNKEY_METALD_METER_LEDGER_SEGMENT"), *keep = getenv("UNKEY_METALD_METER_LEDGER_KEEP");
+	md_err *err = NULL;
+
+	if (seg && *seg) {
+		if (md_parse_size(seg, &o->segment_bytes, &err) < 0) {
+			md_err_wrap(&err, "UNKEY_METALD_METER_LEDGER_SEGMENT");
+			md_die(err);
+		}
+		if (o->segment_bytes < 1024 || o->segment_bytes > (1ULL << 40))
+			md_die_msg(MD_EXIT_USAGE, "UNKEY_METALD_METER_LEDGER_SEGMENT `%s`: must be 1K to 1T", seg);
+	}
+	if (keep && *keep) {
+		if (md_parse_duration(keep, &o->keep_ns, &err) < 0) {
+			md_err_wrap(&err, "UNKEY_METALD_METER_LEDGER_KEEP");
+			md_die(err);
+		}
+	}
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option lo[] = { MD_CLI_COMMON_LONGOPTS,
@@ -248,6 +271,7 @@ static int cmd_run(int argc, char **argv)
 		md_die_msg(MD_EXIT_USAGE, "run: unexpected argument `%s`", argv[optind]);
 	if (o.period_ns < o.interval_ns)
 		md_die_msg(MD_EXIT_USAGE, "--period must not be shorter than --interval");
+	ledger_env(&o);
 	check(md_billing_config(&o.billing, endpoint, mode, &err), err);
 	/* libcurl is loaded only to deliver: a host without it fails here (exit 5), not at every try */
 	if (o.billing.mode == MD_BILLING_SEND)

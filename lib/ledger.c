@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "ledger.h"
+#include "ledger-seg.h"
 #include "log.h"
 #include "state.h"
 
@@ -118,7 +119,9 @@ int md_ledger_open_at(struct md_ledger *l, const char *dir, uint64_t from, uint6
 		      void *arg, md_err **err)
 {
 	struct open_ctx c = { cb, arg, from_seq, from == 0 };
-	uint64_t good, torn;
+	struct md_ledger_files fl = { 0 };
+	struct md_ledger_file *af;
+	uint64_t good, torn, asize;
 	struct stat st;
 	int r;
 
@@ -126,6 +129,8 @@ int md_ledger_open_at(struct md_ledger *l, const char *dir, uint64_t from, uint6
 	l->fd = -1;
 	if (md_mkdir_p(dir, 0700, err) < 0)
 		return md_err_wrap(err, "ledger");
+	if (md_ledger_seg_repair(dir, err) < 0)
+		return -1;
 	l->dir = strdup(dir);
 	l->path = md_path_join(dir, "ledger.jsonl");
 	l->fd = open(l->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -137,15 +142,36 @@ int md_ledger_open_at(struct md_ledger *l, const char *dir, uint64_t from, uint6
 		md_fail(err, errno, "ledger `%s`", l->path);
 		goto fail;
 	}
-	if (from > 0) {
-		/* a checkpoint fits when it ends at a line's end and the next line continues its seq */
+	if (md_ledger_files_list(dir, &fl, err) < 0)
+		goto fail;
+	af = &fl.f[fl.n - 1]; /* the active file, listed last */
+	l->base = af->base;
+	asize = (uint64_t)st.st_size;
+	if (from == 0) {
+		from = fl.f[0].base; /* the oldest file there is */
+	} else {
+		/* a checkpoint fits when it ends at a line's end (in whichever file holds that line) and
+		 * the next line continues its seq */
 		char last = 0;
-		if ((uint64_t)st.st_size < from || pread(l->fd, &last, 1, (off_t)from - 1) != 1 || last != '\n') {
+		size_t i;
+		int fd;
+
+		for (i = 0; i < fl.n; i++)
+			if (from > fl.f[i].base && from <= fl.f[i].base + fl.f[i].size)
+				break;
+		fd = i < fl.n ? open(fl.f[i].path, O_RDONLY | O_CLOEXEC) : -1;
+		if (fd >= 0 && pread(fd, &last, 1, (off_t)(from - 1 - fl.f[i].base)) != 1)
+			last = 0;
+		if (fd >= 0)
+			close(fd);
+		if (last != '\n' && !(from == l->base && asize == 0)) {
+			md_ledger_files_free(&fl);
 			md_ledger_close(l);
 			return 1;
 		}
 	}
-	r = md_ledger_scan(l->path, from, 0, open_cb, &c, &good, &torn, err);
+	md_ledger_files_free(&fl);
+	r = md_ledger_scan_dir(dir, from, 0, open_cb, &c, &good, &torn, err);
 	if (r == MISFIT) {
 		md_ledger_close(l);
 		return 1;
@@ -155,12 +181,14 @@ int md_ledger_open_at(struct md_ledger *l, const char *dir, uint64_t from, uint6
 			md_fail(err, 0, "ledger `%s`: scan stopped", l->path);
 		goto fail;
 	}
-	if ((uint64_t)st.st_size != good) {
+	if (good < l->base) /* nothing read from the active file (it is empty) */
+		good = l->base;
+	if (asize != good - l->base) {
 		/* A crash in the middle of a write left part of a line: cut it. Its usage is not lost:
 		 * the counters are cumulative, so the next record covers that period too. */
 		md_warn("ledger `%s`: cutting %llu bytes of a line cut short by a crash at offset %llu", l->path,
-			(unsigned long long)((uint64_t)st.st_size - good), (unsigned long long)good);
-		if (ftruncate(l->fd, (off_t)good) < 0 || fsync(l->fd) < 0) {
+			(unsigned long long)(asize - (good - l->base)), (unsigned long long)(good - l->base));
+		if (ftruncate(l->fd, (off_t)(good - l->base)) < 0 || fsync(l->fd) < 0) {
 			md_fail(err, errno, "ledger `%s`: cut torn tail", l->path);
 			goto fail;
 		}
@@ -171,6 +199,7 @@ int md_ledger_open_at(struct md_ledger *l, const char *dir, uint64_t from, uint6
 	l->last_sync_mono = md_now_mono_ns();
 	return 0;
 fail:
+	md_ledger_files_free(&fl);
 	md_ledger_close(l);
 	return -1;
 }
@@ -217,7 +246,7 @@ int md_ledger_append(struct md_ledger *l, json_t **entries, size_t n, md_err **e
 		if (w < 0) {
 			int e = errno;
 			/* all or nothing: cut back what this batch wrote, so no partial line stays */
-			if (done && ftruncate(l->fd, (off_t)l->end) < 0)
+			if (done && ftruncate(l->fd, (off_t)(l->end - l->base)) < 0)
 				md_error("ledger `%s`: cannot cut back a partial write: %s", l->path, strerror(errno));
 			for (size_t i = 0; i < n; i++)
 				json_object_del(entries[i], "seq");

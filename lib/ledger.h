@@ -18,8 +18,9 @@
 struct md_ledger {
 	char *dir, *path;
 	int fd;
-	uint64_t end;    /* bytes of whole lines */
-	uint64_t synced; /* bytes known to be on disk (fsync) */
+	uint64_t base;   /* logical offset of the active file's first byte (see ledger-seg.h) */
+	uint64_t end;    /* logical offset after the last whole line */
+	uint64_t synced; /* logical offset up to which everything is on disk (fsync) */
 	uint64_t seq;    /* last seq written */
 	uint64_t last_sync_mono;
 };
@@ -35,9 +36,10 @@ int md_ledger_scan(const char *path, uint64_t from, uint64_t to, md_ledger_cb cb
 		   uint64_t *good_end, uint64_t *torn, md_err **err);
 
 /* Open (create) <dir>/ledger.jsonl for appending; a torn tail is cut off with a warning. cb (may be
- * NULL) sees every entry, so the caller rebuilds its state in the same pass. */
+ * NULL) sees every entry of every file (sealed segments first, logical offsets), so the caller
+ * rebuilds its state in the same pass; a rotation a crash interrupted is finished or undone first. */
 int md_ledger_open(struct md_ledger *l, const char *dir, md_ledger_cb cb, void *arg, md_err **err);
-/* The same, reading only from offset `from`, where a checkpoint says entry `from_seq` ended. Returns 1
+/* The same, reading only from logical offset `from`, where a checkpoint says entry `from_seq` ended. Returns 1
  * (nothing opened, no error) when the checkpoint does not fit the file: then open from 0. */
 int md_ledger_open_at(struct md_ledger *l, const char *dir, uint64_t from, uint64_t from_seq, md_ledger_cb cb,
 		      void *arg, md_err **err);

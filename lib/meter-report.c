@@ -7,6 +7,7 @@
 
 #include "cleanup.h"
 #include "ledger.h"
+#include "ledger-seg.h"
 #include "meter-report.h"
 #include "parse.h"
 #include "state.h"
@@ -144,14 +145,14 @@ static int report_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 
 int md_meter_report(const char *ldir, const struct md_report_opts *o, json_t **rows, md_err **err)
 {
-	_cleanup_free_ char *path = md_path_join(ldir, "ledger.jsonl");
 	struct rep r = { o, json_object(), json_array() };
-	uint64_t good, torn;
+	uint64_t bytes;
 	json_t *out = json_array();
 	size_t i;
 	json_t *k;
 
-	if (md_ledger_scan(path, 0, 0, report_cb, &r, &good, &torn, err) < 0) {
+	/* every file in order; a sealed segment last written before --since holds nothing asked for */
+	if (md_ledger_read_all(ldir, o->since, false, report_cb, &r, &bytes, err) < 0) {
 		json_decref(r.groups);
 		json_decref(r.order);
 		json_decref(out);
@@ -234,7 +235,23 @@ static int prom_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	json_t *s;
 
 	(void)off, (void)end;
-	p->entries++;
+	p->entries = ju(e, "seq"); /* entries ever written: the files read may start after the first */
+	if (strcmp(type, "segment") == 0) {
+		/* the state of VMs whose entries are in removed segments */
+		const char *id;
+		json_t *vs;
+		json_object_foreach(json_object_get(e, "vms"), id, vs) {
+			if (json_object_get(p->vms, id))
+				continue;
+			s = json_pack("{s:O, s:b, s:O, s:O, s:O, s:O, s:O*}", "n", json_object_get(vs, "n"), "running",
+				      json_is_true(json_object_get(vs, "open")), "customer", json_object_get(vs, "customer"),
+				      "tenant", json_object_get(vs, "tenant"), "cum", json_object_get(vs, "cum"), "end_wall",
+				      json_object_get(vs, "last_wall"), "mem_peak", json_object_get(vs, "mem_peak"));
+			if (s)
+				json_object_set_new(p->vms, id, s);
+		}
+		return 0;
+	}
 	if (vm == NULL)
 		return 0;
 	s = json_object_get(p->vms, vm);
@@ -285,10 +302,9 @@ int md_meter_prom(const char *ldir, char **text, md_err **err)
 		{ "metald_vm_last_record_timestamp_seconds", "gauge", "End of the VM's last usage record.", "end_wall", 1e-9 },
 		{ "metald_meter_unacknowledged_entries", "gauge", "Ledger entries of the VM the billing service has not acknowledged.", "unacked", 1 },
 	};
-	_cleanup_free_ char *path = md_path_join(ldir, "ledger.jsonl");
 	_cleanup_json_ json_t *acked = NULL;
 	struct promst p = { json_object(), 0, 0 };
-	uint64_t good, torn;
+	uint64_t good;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f;
@@ -296,7 +312,7 @@ int md_meter_prom(const char *ldir, char **text, md_err **err)
 	json_t *s;
 
 	if (md_ledger_acked_load(ldir, &acked, err) < 0 ||
-	    md_ledger_scan(path, 0, 0, prom_cb, &p, &good, &torn, err) < 0) {
+	    md_ledger_read_all(ldir, 0, true, prom_cb, &p, &good, err) < 0) {
 		json_decref(p.vms);
 		return -1;
 	}
@@ -326,10 +342,10 @@ int md_meter_prom(const char *ldir, char **text, md_err **err)
 				fprintf(f, "\"} %llu\n", (unsigned long long)raw);
 		}
 	}
-	fprintf(f, "# HELP metald_meter_ledger_entries Entries in the meter ledger.\n"
+	fprintf(f, "# HELP metald_meter_ledger_entries Entries written to the meter ledger (the last seq).\n"
 		   "# TYPE metald_meter_ledger_entries gauge\nmetald_meter_ledger_entries %llu\n",
 		(unsigned long long)p.entries);
-	fprintf(f, "# HELP metald_meter_ledger_bytes Size of the meter ledger's whole lines.\n"
+	fprintf(f, "# HELP metald_meter_ledger_bytes Size of the meter ledger's files (sealed segments and the active file).\n"
 		   "# TYPE metald_meter_ledger_bytes gauge\nmetald_meter_ledger_bytes %llu\n",
 		(unsigned long long)good);
 	fclose(f);

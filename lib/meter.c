@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "ledger.h"
+#include "ledger-seg.h"
 #include "log.h"
 #include "meter-fc.h"
 #include "meter-sample.h"
@@ -35,6 +36,8 @@ void md_meter_opts_default(struct md_meter_opts *o)
 	o->sync_ns = 1 * NS_S;
 	o->heartbeat_ns = 30 * NS_S;
 	o->batch_max = 100;
+	o->segment_bytes = 64ULL << 20;
+	o->keep_ns = 7 * 24 * 3600 * NS_S;
 }
 
 char *md_meter_ledger_dir(const struct md_paths *p) { return md_path_join(p->data_dir, "meter"); }
@@ -49,6 +52,7 @@ struct vm {
 	bool open;     /* a start without a stop */
 	struct md_meter_counters cum; /* cumulative counters at the end of the last usage record */
 	uint64_t last_wall;           /* end of the last usage record (or the start) */
+	uint64_t last_mem_peak;       /* memory peak of the last usage record (for prom) */
 	pid_t pid;
 	uint64_t pid_start;
 	json_t *target_json; /* target of the last start entry */
@@ -86,6 +90,7 @@ struct stats {
 struct shipper {
 	pthread_t th;
 	pthread_mutex_t mu;
+	pthread_mutex_t files_mu; /* held while reading the ledger's files, and while rotating them */
 	pthread_cond_t cv;
 	bool started, stop, draining;
 	volatile int abort;
@@ -118,6 +123,8 @@ struct meter {
 	json_t *acked;
 	uint64_t first_unacked;
 	uint64_t last_checkpoint_mono;
+	uint64_t last_prune_mono;
+	bool recovered_any; /* recovery has per-VM state (from a checkpoint or an entry) */
 	struct stats st;
 	struct shipper sh;
 };
@@ -160,6 +167,8 @@ static uint64_t ju(json_t *o, const char *k)
 
 /* ---- recovery: rebuild per-VM state from the ledger ------------------------------------------- */
 
+static void vms_load(struct meter *m, json_t *vms);
+
 static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 {
 	struct meter *m = arg;
@@ -168,6 +177,14 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	struct vm *v;
 
 	(void)end;
+	if (strcmp(type, "segment") == 0) {
+		/* a file that begins after older segments were removed: their state is in here */
+		if (!m->recovered_any)
+			vms_load(m, json_object_get(e, "vms"));
+		m->recovered_any = true;
+		return 0;
+	}
+	m->recovered_any = true;
 	if (id == NULL)
 		return 0;
 	v = vm_find(m, id, true);
@@ -189,6 +206,7 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	} else if (strcmp(type, "usage") == 0) {
 		md_meter_counters_from_json(json_object_get(e, "cum"), &v->cum);
 		v->last_wall = ju(e, "end_wall");
+		v->last_mem_peak = ju(e, "mem_peak");
 		if (json_object_get(e, "vmm_cum")) {
 			md_meter_counters_from_json(json_object_get(e, "vmm_cum"), &v->fc_cum);
 			v->fc_off = ju(e, "vmm_off");
@@ -214,7 +232,34 @@ static json_t *vm_state_json(const struct vm *v)
 	json_object_set(o, "target", v->target_json ? v->target_json : json_null());
 	json_object_set_new(o, "vmm_cum", md_meter_counters_json(&v->fc_cum));
 	json_object_set_new(o, "vmm_off", json_integer((json_int_t)v->fc_off));
+	json_object_set_new(o, "mem_peak", json_integer((json_int_t)v->last_mem_peak));
 	return o;
+}
+
+/* Per-VM state as vm_state_json wrote it (a checkpoint, or a segment's first entry). */
+static void vms_load(struct meter *m, json_t *vms)
+{
+	const char *id;
+	json_t *vs;
+
+	json_object_foreach(vms, id, vs) {
+		struct vm *v = vm_find(m, id, true);
+		v->n = v->n_tent = ju(vs, "n");
+		v->open = json_is_true(json_object_get(vs, "open"));
+		md_meter_counters_from_json(json_object_get(vs, "cum"), &v->cum);
+		v->last_wall = ju(vs, "last_wall");
+		v->last_mem_peak = ju(vs, "mem_peak");
+		v->pid = (pid_t)ju(vs, "pid");
+		v->pid_start = ju(vs, "pid_start");
+		md_meter_counters_from_json(json_object_get(vs, "vmm_cum"), &v->fc_cum);
+		v->fc_off = ju(vs, "vmm_off");
+		set_str(&v->customer, json_string_value(json_object_get(vs, "customer")));
+		set_str(&v->tenant, json_string_value(json_object_get(vs, "tenant")));
+		if (json_is_object(json_object_get(vs, "target"))) {
+			json_decref(v->target_json);
+			v->target_json = json_incref(json_object_get(vs, "target"));
+		}
+	}
 }
 
 /* <ldir>/state.json describes the ledger up to `offset` (entry `seq`); written only when everything up
@@ -252,8 +297,7 @@ static bool checkpoint_load(struct meter *m, uint64_t *off, uint64_t *seq)
 	_cleanup_free_ char *p = md_path_join(m->ldir, "state.json");
 	_cleanup_json_ json_t *o = NULL;
 	md_err *err = NULL;
-	const char *id;
-	json_t *vs, *fu;
+	json_t *fu;
 
 	if (md_json_read(p, &o, &err) < 0) {
 		if (md_err_exit(err) != MD_EXIT_NOTFOUND)
@@ -265,21 +309,8 @@ static bool checkpoint_load(struct meter *m, uint64_t *off, uint64_t *seq)
 		md_warn("checkpoint `%s`: not understood (reading the whole ledger)", p);
 		return false;
 	}
-	json_object_foreach(json_object_get(o, "vms"), id, vs) {
-		struct vm *v = vm_find(m, id, true);
-		v->n = v->n_tent = ju(vs, "n");
-		v->open = json_is_true(json_object_get(vs, "open"));
-		md_meter_counters_from_json(json_object_get(vs, "cum"), &v->cum);
-		v->last_wall = ju(vs, "last_wall");
-		v->pid = (pid_t)ju(vs, "pid");
-		v->pid_start = ju(vs, "pid_start");
-		md_meter_counters_from_json(json_object_get(vs, "vmm_cum"), &v->fc_cum);
-		v->fc_off = ju(vs, "vmm_off");
-		set_str(&v->customer, json_string_value(json_object_get(vs, "customer")));
-		set_str(&v->tenant, json_string_value(json_object_get(vs, "tenant")));
-		if (json_is_object(json_object_get(vs, "target")))
-			v->target_json = json_incref(json_object_get(vs, "target"));
-	}
+	vms_load(m, json_object_get(o, "vms"));
+	m->recovered_any = true;
 	fu = json_object_get(o, "first_unacked");
 	m->first_unacked = json_is_integer(fu) ? (uint64_t)json_integer_value(fu) : UINT64_MAX;
 	*off = ju(o, "offset");
@@ -302,6 +333,7 @@ static int recover(struct meter *m, md_err **err)
 			(unsigned long long)off, (unsigned long long)seq);
 		vms_reset(m);
 		m->first_unacked = UINT64_MAX;
+		m->recovered_any = false;
 	}
 	return md_ledger_open(&m->ledger, m->ldir, recover_cb, m, err);
 }
@@ -522,6 +554,7 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 	} else if (strcmp(type, "usage") == 0) {
 		md_meter_counters_from_json(json_object_get(e, "cum"), &v->cum);
 		v->last_wall = ju(e, "end_wall");
+		v->last_mem_peak = ju(e, "mem_peak");
 		v->pstart_wall = v->last_wall;
 		v->pstart_mono = ju(e, "end_mono");
 		v->mem_peak = v->mem_sum = v->nsamples = 0;
@@ -596,6 +629,8 @@ static int flush(struct meter *m)
 	return 0;
 }
 
+static void rotate_maybe(struct meter *m);
+
 static void sync_maybe(struct meter *m, bool force)
 {
 	md_err *err = NULL;
@@ -629,6 +664,68 @@ static void sync_maybe(struct meter *m, bool force)
 		pthread_cond_signal(&m->sh.cv);
 		pthread_mutex_unlock(&m->sh.mu);
 	}
+	rotate_maybe(m);
+}
+
+/* ---- segments: seal the active file when it is big enough, remove old acknowledged ones ------- */
+
+#define PRUNE_NS (60 * NS_S)
+
+static void prune(struct meter *m)
+{
+	uint64_t upto = 0;
+	unsigned removed;
+	md_err *err = NULL;
+
+	m->last_prune_mono = md_now_mono_ns();
+	/* Only what the billing service acknowledged may go: in mock and off modes nothing is, so
+	 * nothing is removed (turning billing on later ships it, and then it ages out). */
+	if (!m->sh.started)
+		return;
+	pthread_mutex_lock(&m->sh.mu);
+	upto = m->sh.read_off;
+	pthread_mutex_unlock(&m->sh.mu);
+	pthread_mutex_lock(&m->sh.files_mu);
+	if (md_ledger_prune(&m->ledger, upto, m->o->keep_ns, &removed, &err) < 0) {
+		if (md_err_exit(err) == MD_EXIT_CONFLICT) /* a report or prom is reading */
+			md_debug("%s (retried later)", err->msg);
+		else
+			md_warn("%s (retried later)", err->msg);
+		md_err_free(&err);
+	}
+	pthread_mutex_unlock(&m->sh.files_mu);
+}
+
+static void rotate_maybe(struct meter *m)
+{
+	json_t *vms;
+	md_err *err = NULL;
+	int r;
+
+	if (m->ledger.fd < 0 || m->n_pend || m->ledger.synced != m->ledger.end ||
+	    m->ledger.end - m->ledger.base < m->o->segment_bytes)
+		return;
+	/* the new file starts with the state recovery would rebuild from everything before it */
+	vms = json_object();
+	for (size_t i = 0; i < m->n_vms; i++)
+		json_object_set_new(vms, m->vms[i]->id, vm_state_json(m->vms[i]));
+	pthread_mutex_lock(&m->sh.files_mu);
+	r = md_ledger_rotate(&m->ledger, vms, &err);
+	pthread_mutex_unlock(&m->sh.files_mu);
+	if (r < 0) {
+		if (md_err_exit(err) == MD_EXIT_CONFLICT) /* a report or prom is reading: next time */
+			md_debug("%s (retried after the next write)", err->msg);
+		else
+			md_warn("%s (the active file keeps growing; retried after the next write)", err->msg);
+		md_err_free(&err);
+		return;
+	}
+	if (m->sh.started) {
+		pthread_mutex_lock(&m->sh.mu);
+		m->sh.durable = m->ledger.synced;
+		pthread_mutex_unlock(&m->sh.mu);
+	}
+	prune(m);
 }
 
 /* ---- VMs coming and going --------------------------------------------------------------------- */
@@ -956,12 +1053,15 @@ static int ship_round(struct shipper *s, uint64_t from, uint64_t durable, uint64
 	r.e = calloc(r.cap, sizeof(*r.e));
 	r.end = calloc(r.cap, sizeof(*r.end));
 	*new_off = from;
-	if (md_ledger_scan(s->ledger_path, from, durable, round_cb, &r, &good, &torn, &err) < 0) {
+	pthread_mutex_lock(&s->files_mu);
+	if (md_ledger_scan_dir(s->dir, from, durable, round_cb, &r, &good, &torn, &err) < 0) {
+		pthread_mutex_unlock(&s->files_mu);
 		*errmsg = strdup(err->msg);
 		md_err_free(&err);
 		rc = -1;
 		goto out;
 	}
+	pthread_mutex_unlock(&s->files_mu);
 	/* entries in ledger order; send each VM's unacknowledged ones in order, VM by VM */
 	for (size_t i = 0; i < r.n && rc == 0; i++) {
 		const char *vm = json_string_value(json_object_get(r.e[i], "vm"));
@@ -1141,7 +1241,6 @@ static int shipper_start(struct meter *m, md_err **err)
 	char host[256] = "host";
 	int r;
 
-	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	if (m->o->billing.mode != MD_BILLING_SEND)
 		return 0;
@@ -1375,6 +1474,8 @@ int md_meter_run(const struct md_paths *p, struct md_meter_opts *o, md_err **err
 	bool done = false;
 
 	m.first_unacked = UINT64_MAX;
+	pthread_mutex_init(&m.sh.mu, NULL);
+	pthread_mutex_init(&m.sh.files_mu, NULL);
 	m.ldir = md_meter_ledger_dir(p);
 	m.tdir = md_meter_targets_dir(p);
 	if (o->stats_file) { /* up to about 29 hours of ticks at 100 ms */
@@ -1472,6 +1573,8 @@ int md_meter_run(const struct md_paths *p, struct md_meter_opts *o, md_err **err
 			pass(&m, PASS_EVENTS);
 		}
 		sync_maybe(&m, false);
+		if (md_now_mono_ns() - m.last_prune_mono >= PRUNE_NS)
+			prune(&m);
 	}
 	/* final flush: a record for every VM up to now, on disk, then shipped if billing takes it */
 	pass(&m, PASS_EXIT);

@@ -15,6 +15,8 @@ struct md_meter_opts {
 	uint64_t heartbeat_ns; /* SendHeartbeat cadence (0: never) */
 	size_t batch_max;      /* records per SendMetricsBatch */
 	const char *stats_file; /* write timing statistics (JSON) here on exit, or NULL */
+	uint64_t segment_bytes; /* seal the active ledger file when it passes this size */
+	uint64_t keep_ns;       /* remove a sealed, fully acknowledged segment this long after its last write */
 	struct md_billing billing;
 };
 

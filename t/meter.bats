@@ -73,13 +73,17 @@ vm_kill() {
 }
 
 cg_cpu() { cat "/sys/fs/cgroup/cpuacct/$P-$1/cpuacct.usage"; }
-ledger() { cat "$R/data/meter/ledger.jsonl"; }
-ledger_cpu() { jq -s --arg v "$1" '[.[] | select(.vm == $v and .type == "usage") | .cpu_ns] | add // 0' "$R/data/meter/ledger.jsonl"; }
-has_stop() { jq -e -s --arg v "$1" 'any(.[]; .vm == $v and .type == "stop")' "$R/data/meter/ledger.jsonl" >/dev/null; }
-n_usage() { jq -s --arg v "$1" '[.[] | select(.vm == $v and .type == "usage")] | length' "$R/data/meter/ledger.jsonl" 2>/dev/null || echo 0; }
+# the whole ledger in order: sealed segments (named by their logical offset, so they sort), then the active file
+ledger() { cat $(ls "$R"/data/meter/ledger.[0-9]*.jsonl 2>/dev/null | sort) "$R/data/meter/ledger.jsonl" 2>/dev/null; }
+segments() { ls "$R"/data/meter/ledger.[0-9]*.jsonl 2>/dev/null | sort; }
+n_segments() { segments | wc -l; }
+has_segments() { [ "$(n_segments)" -ge "$1" ]; }
+ledger_cpu() { ledger | jq -s --arg v "$1" '[.[] | select(.vm == $v and .type == "usage") | .cpu_ns] | add // 0'; }
+has_stop() { ledger | jq -e -s --arg v "$1" 'any(.[]; .vm == $v and .type == "stop")' >/dev/null; }
+n_usage() { ledger | jq -s --arg v "$1" '[.[] | select(.vm == $v and .type == "usage")] | length' 2>/dev/null || echo 0; }
 has_usage() { [ "$(n_usage "$1")" -ge "${2:-1}" ]; }
 n_type() { # vm type: how many entries
-	jq -s --arg v "$1" --arg t "$2" '[.[] | select(.vm == $v and .type == $t)] | length' "$R/data/meter/ledger.jsonl" 2>/dev/null || echo 0
+	ledger | jq -s --arg v "$1" --arg t "$2" '[.[] | select(.vm == $v and .type == $t)] | length' 2>/dev/null || echo 0
 }
 has_type() { [ "$(n_type "$1" "$2")" -ge "$3" ]; } # vm type n
 vmm_read_bytes() { ledger | jq -s --arg v "$1" '[.[] | select(.type == "usage" and .vm == $v) | .vmm.disk_read_bytes // 0] | add // 0'; }
@@ -118,9 +122,9 @@ receiver_stop() {
 }
 
 all_acked() { # every ledger entry of every VM is acknowledged
-	jq -e -s --slurpfile a "$R/data/meter/acked.json" '
+	ledger | jq -e -s --slurpfile a "$R/data/meter/acked.json" '
 		[.[] | select(.vm)] | group_by(.vm) | all(.[-1].n as $n | .[-1].vm as $v | ($a[0][$v] // 0) >= $n)' \
-		"$R/data/meter/ledger.jsonl" >/dev/null 2>&1
+		>/dev/null 2>&1
 }
 
 @test "meter: sample prints one JSON line per sample with CPU, memory and times; unknown VM is exit 3" {
@@ -290,7 +294,7 @@ all_acked() { # every ledger entry of every VM is acknowledged
 	wait_for 10 grep -q 'HTTP 404: unimplemented' "$R/meter.err"
 	meter_stop
 	# the right endpoint: everything that waited arrives
-	meter_start --billing-endpoint "$ENDPOINT"
+	meter_start --billing-endpoint "$ENDPOINT" -v
 	vm_kill a
 	wait_for 10 has_stop a
 	wait_for 10 all_acked
@@ -617,4 +621,156 @@ fcline() { # read_bytes write_bytes read_count write_count rx_bytes tx_bytes rx_
 	vm_kill b
 	wait_for 10 has_stop b
 	meter_stop
+}
+
+# ---- segments: rotation at a size, reading across them, removal after acknowledgement and retention
+
+# the ledger's invariants across segments: seq 1.. (or from the oldest file's first) without a hole or
+# a repeat, per VM entry numbers without holes, each sealed segment named by its logical offset and
+# the next file's segment entry naming the same place
+ledger_whole() {
+	ledger | jq -s -e '(.[0].seq) as $f | map(.seq) == [range($f; $f + length)]'
+	ledger | jq -s -e '[.[] | select(.vm)] | group_by(.vm) | all(map(.n) as $n | $n == [range($n[0]; $n[0] + length)])'
+	local off=-1 f b
+	for f in $(segments) "$R/data/meter/ledger.jsonl"; do
+		if [ "$f" != "$R/data/meter/ledger.jsonl" ]; then
+			b=$(basename "$f" .jsonl); b=$((10#${b#ledger.}))
+		else
+			b=$(head -n1 "$f" | jq 'if .type == "segment" then .base else -1 end')
+		fi
+		if [ "$off" -ge 0 ]; then [ "$b" -eq "$off" ] || { echo "$f: base $b, expected $off" >&2; return 1; }; fi
+		[ "$(head -n1 "$f" | jq -r .type)" != segment ] || [ "$(head -n1 "$f" | jq .base)" -eq "$b" ]
+		off=$((b + $(stat -c %s "$f")))
+	done
+}
+
+@test "meter: the ledger rotates at UNKEY_METALD_METER_LEDGER_SEGMENT; seq goes on across segments; report reads them all, prom the latest state" {
+	vm_start a c1 t1
+	vm_start b c2 t2
+	UNKEY_METALD_METER_LEDGER_SEGMENT=4K UNKEY_METALD_METER_LEDGER_KEEP=0s meter_start --billing off
+	wait_for 20 has_segments 4
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	# every sealed segment passed the size (sealed at the first sync after it) and starts with its
+	# segment entry (but the first); nothing was removed, since nothing was acknowledged (billing off)
+	for f in $(segments); do
+		size=$(stat -c %s "$f")
+		[ "$size" -ge 4096 ] && [ "$size" -lt 12288 ] # at the size: past it by one write at most
+	done
+	[ "$(segments | head -n1)" = "$R/data/meter/ledger.00000000000000000000.jsonl" ]
+	for f in $(segments | tail -n +2) "$R/data/meter/ledger.jsonl"; do
+		head -n1 "$f" | jq -e '.type == "segment" and (.vms | has("a") and has("b"))' >/dev/null
+	done
+	[ "$(ledger | jq -s '.[0].seq')" -eq 1 ]
+	ledger_whole
+	[ "$(ledger_cpu a)" -eq "$(cg_cpu a)" ]
+	# report sums every segment: the same as the entries, exact for the stopped VM
+	run_code 0 meter report --json
+	[ "$(echo "$output" | jq '.[] | select(.vm == "a") | .cpu_ns')" -eq "$(cg_cpu a)" ]
+	[ "$(echo "$output" | jq '.[] | select(.vm == "b") | .cpu_ns')" -eq "$(ledger_cpu b)" ]
+	[ "$(echo "$output" | jq '.[] | select(.vm == "b") | .records')" -eq "$(n_usage b)" ]
+	run_code 0 meter report --json --since 1h
+	[ "$(echo "$output" | jq '.[] | select(.vm == "b") | .cpu_ns')" -eq "$(ledger_cpu b)" ]
+	run_code 0 meter report --json --by customer
+	[ "$(echo "$output" | jq '.[] | select(.customer == "c1") | .cpu_ns')" -eq "$(cg_cpu a)" ]
+	run_code 0 meter prom
+	[[ "$output" == *"metald_meter_ledger_entries $(ledger | wc -l)"* ]]
+	[[ "$output" == *"metald_meter_ledger_bytes $(cat $(segments) "$R/data/meter/ledger.jsonl" | wc -c)"* ]]
+	cpu=$(echo "$output" | awk '/^metald_vm_cpu_seconds_total\{vm="a"/ { print $2 }')
+	[ "${cpu/./}" -eq "$(cg_cpu a)" ] # exact decimal seconds
+	# a restart reads on from its checkpoint across the segments; seq and entry numbers go on
+	UNKEY_METALD_METER_LEDGER_SEGMENT=4K meter_start --billing off -v
+	wait_for 10 grep -q 'resumed from the checkpoint' "$R/meter.err"
+	n=$(n_usage b)
+	wait_for 10 has_usage b $((n + 3))
+	meter_stop
+	ledger_whole
+	# an invalid size is refused
+	UNKEY_METALD_METER_LEDGER_SEGMENT=12 run_code 2 meter run --billing off
+	[[ "$output" == *UNKEY_METALD_METER_LEDGER_SEGMENT* ]]
+	UNKEY_METALD_METER_LEDGER_KEEP=x run_code 2 meter run --billing off
+	[[ "$output" == *UNKEY_METALD_METER_LEDGER_KEEP* ]]
+}
+
+@test "meter: a segment with unacknowledged entries stays while billing is down; it goes after the acks and the retention" {
+	receiver_start --down-file "$R/down"
+	touch "$R/down"
+	vm_start a c1 t1
+	vm_start b c2 t2
+	export UNKEY_METALD_METER_LEDGER_SEGMENT=4K UNKEY_METALD_METER_LEDGER_KEEP=1s
+	meter_start --billing-endpoint "$ENDPOINT" -v
+	wait_for 20 has_segments 4
+	sleep 1.5 # older than the retention, but not acknowledged: nothing may go
+	wait_for 10 has_segments 5
+	first="$R/data/meter/ledger.00000000000000000000.jsonl"
+	[ -e "$first" ]
+	[ "$(jq -s '[.[] | select(.outcome == "ok" and .body.vmId)] | length' "$R/billing.log")" -eq 0 ]
+	run_code 0 meter prom
+	[[ "$output" == *'metald_meter_unacknowledged_entries{vm="a",customer="c1",tenant="t1"} '[1-9]* ]]
+	# billing back: everything is delivered, then the acknowledged segments age out
+	rm "$R/down"
+	wait_for 20 test ! -e "$first"
+	vm_kill a
+	vm_kill b
+	wait_for 10 has_stop a
+	wait_for 10 has_stop b
+	wait_for 20 all_acked
+	meter_stop
+	receiver_stop
+	grep -q 'removed .*acknowledged and older than the retention' "$R/meter.err"
+	# what is left is whole and starts with its segment entry
+	head -n1 "$(segments | head -n1 || echo "$R/data/meter/ledger.jsonl")" | jq -e '.type == "segment"'
+	ledger_whole
+	# billing got every entry of every VM (the removed segments' too), in the end the exact counters
+	for v in a b; do
+		got=$(jq -s -r --arg v "$v" '[.[] | select(.outcome == "ok" and .method == "SendMetricsBatch" and .body.vmId == $v) |
+			.body.metrics[].cpuTimeNanos | tonumber] | max' "$R/billing.log")
+		[ "$got" -eq "$(cg_cpu "$v")" ]
+		last=$(ledger | jq -s --arg v "$v" '[.[] | select(.vm == $v)] | .[-1].n')
+		jq -s -e --arg v "$v" --argjson last "$last" '[.[] | select(.outcome == "ok" and .body.vmId == $v) |
+			if .method == "SendMetricsBatch" then .body.metrics[].recordId else .body.batchId end |
+			split("/")[1] | tonumber] | unique == [range(1; $last + 1)]' "$R/billing.log"
+	done
+	# prom still knows the VMs (their state is in the first remaining file's segment entry)
+	run_code 0 meter prom
+	[[ "$output" == *'metald_vm_running{vm="a",customer="c1",tenant="t1"} 0'* ]]
+	# without a checkpoint a start recovers from the remaining files alone: both VMs are known to
+	# have stopped (their targets are still there), so nothing is written again
+	lines=$(ledger | wc -l)
+	rm "$R/data/meter/state.json"
+	meter_start --billing off
+	sleep 1
+	meter_stop
+	[ "$(ledger | wc -l)" -eq "$lines" ]
+}
+
+@test "meter: kill -9 at every step of a rotation (METALD_FAULT), then a restart: nothing lost, nothing twice" {
+	vm_start a
+	export UNKEY_METALD_METER_LEDGER_SEGMENT=4K
+	for step in new sealed renamed; do
+		n=$(n_segments)
+		METALD_FAULT=meter-rotate:$step meter_start --billing off
+		rc=0
+		wait "$MPID" || rc=$?
+		MPID=
+		[ "$rc" -eq 137 ] # killed in the rotation
+		case $step in
+		new) [ -e "$R/data/meter/ledger.jsonl.new" ] && [ -e "$R/data/meter/ledger.jsonl" ] ;;
+		sealed) [ -e "$R/data/meter/ledger.jsonl.new" ] && [ ! -e "$R/data/meter/ledger.jsonl" ] ;;
+		renamed) [ ! -e "$R/data/meter/ledger.jsonl.new" ] ;;
+		esac
+	done
+	meter_start --billing off
+	wait_for 20 has_segments 4
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	grep -q 'removing `ledger.jsonl.new` of a rotation a crash interrupted' "$R/meter.err"
+	grep -q 'finishing a rotation a crash interrupted' "$R/meter.err"
+	[ ! -e "$R/data/meter/ledger.jsonl.new" ]
+	ledger_whole
+	[ "$(ledger | jq -s '.[0].seq')" -eq 1 ]
+	[ "$(ledger_cpu a)" -eq "$(cg_cpu a)" ]
+	[ "$(n_type a gap)" -eq 3 ]
 }

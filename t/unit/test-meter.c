@@ -2,12 +2,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../lib/billing.h"
 #include "../../lib/cleanup.h"
 #include "../../lib/ledger.h"
+#include "../../lib/ledger-seg.h"
 #include "../../lib/meter-fc.h"
 #include "../../lib/meter-report.h"
 #include "../../lib/meter-sample.h"
@@ -97,6 +99,139 @@ static void ledger(void)
 	_cleanup_free_ char *d2 = md_path_join(tmp, "none");
 	ok(md_ledger_acked_load(d2, &b, &err) == 0 && json_object_size(b) == 0, "no acked file: empty");
 	json_decref(b);
+}
+
+
+static int seq_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
+{
+	json_t *a = arg;
+	(void)off, (void)end;
+	json_array_append_new(a, json_integer(json_integer_value(json_object_get(e, "seq"))));
+	return 0;
+}
+
+static void append_n(struct md_ledger *l, int from, int n)
+{
+	md_err *err = NULL;
+	for (int i = 0; i < n; i++) {
+		json_t *e = json_pack("{s:s, s:s, s:i}", "type", "usage", "vm", "vm1", "n", from + i);
+		ok(md_ledger_append(l, &e, 1, &err) == 0, "append n=%d", from + i);
+		json_decref(e);
+	}
+	ok(md_ledger_sync(l, &err) == 0, "sync");
+}
+
+static bool seqs_are(json_t *a, int from, int to)
+{
+	if (json_array_size(a) != (size_t)(to - from + 1))
+		return false;
+	for (int i = from; i <= to; i++)
+		if (json_integer_value(json_array_get(a, (size_t)(i - from))) != i)
+			return false;
+	return true;
+}
+
+static void segments(void)
+{
+	_cleanup_free_ char *dir = md_path_join(tmp, "seg");
+	_cleanup_free_ char *name = md_ledger_seg_name(1234), *active = md_path_join(dir, "ledger.jsonl");
+	_cleanup_free_ char *newp = md_path_join(dir, "ledger.jsonl.new");
+	struct md_ledger l;
+	struct md_ledger_files fl;
+	md_err *err = NULL;
+	uint64_t base = 0, good, torn, bytes, first_end;
+	unsigned removed = 9;
+	json_t *a;
+
+	is_str(name, "ledger.00000000000000001234.jsonl", "segment names sort as numbers do");
+	ok(md_ledger_seg_parse(name, &base) && base == 1234, "and parse back");
+	ok(!md_ledger_seg_parse("ledger.jsonl", &base) && !md_ledger_seg_parse("ledger.12.jsonl.new", &base) &&
+		   !md_ledger_seg_parse("ledger..jsonl", &base),
+	   "other names are not segments");
+
+	ok(md_ledger_open(&l, dir, NULL, NULL, &err) == 0, "open");
+	append_n(&l, 1, 3);
+	first_end = l.end;
+	ok(md_ledger_rotate(&l, json_pack("{s:{s:i}}", "vm1", "n", 3), &err) == 0, "rotate");
+	is_int(l.base, first_end, "the new file starts where the old one ended");
+	is_int(l.seq, 4, "the segment entry takes the next seq");
+	append_n(&l, 4, 2);
+	ok(md_ledger_files_list(dir, &fl, &err) == 0 && fl.n == 2 && fl.f[0].base == 0 && !fl.f[0].active &&
+		   fl.f[1].base == first_end && fl.f[1].active && fl.f[1].header,
+	   "one sealed segment, then the active file with its base");
+	md_ledger_files_free(&fl);
+	a = json_array();
+	ok(md_ledger_scan_dir(dir, 0, 0, seq_cb, a, &good, &torn, &err) == 0 && good == l.end, "scan both files");
+	ok(seqs_are(a, 1, 6), "seq 1..6 without a hole across the segments");
+	json_decref(a);
+	a = json_array();
+	ok(md_ledger_scan_dir(dir, first_end, 0, seq_cb, a, &good, &torn, &err) == 0 && seqs_are(a, 4, 6),
+	   "a logical offset in the active file");
+	json_decref(a);
+	a = json_array();
+	ok(md_ledger_read_all(dir, 0, false, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 1, 6) && bytes == l.end,
+	   "readers see every file, and their size");
+	json_decref(a);
+	a = json_array();
+	ok(md_ledger_read_all(dir, 0, true, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 4, 6),
+	   "or only the newest file that begins with the state");
+	json_decref(a);
+	a = json_array();
+	ok(md_ledger_read_all(dir, md_now_wall_ns() + 1000000000ULL, false, seq_cb, a, &bytes, &err) == 0 &&
+		   seqs_are(a, 4, 6),
+	   "a sealed segment last written before --since is skipped");
+	json_decref(a);
+	md_ledger_close(&l);
+
+	/* a checkpoint in the sealed segment: read on into the active file */
+	a = json_array();
+	ok(md_ledger_open_at(&l, dir, first_end, 3, seq_cb, a, &err) == 0 && seqs_are(a, 4, 6) && l.seq == 6,
+	   "a checkpoint at a segment's end fits");
+	json_decref(a);
+	md_ledger_close(&l);
+	ok(md_ledger_open_at(&l, dir, first_end, 5, NULL, NULL, &err) == 1, "one whose seq does not follow does not");
+
+	/* crash after sealing, before the new active file is in place: the start finishes it */
+	a = json_array();
+	ok(md_ledger_open(&l, dir, NULL, NULL, &err) == 0, "reopen");
+	ok(rename(active, newp) == 0, "simulate: the active file is only there as .new");
+	md_ledger_close(&l);
+	ok(md_ledger_open(&l, dir, seq_cb, a, &err) == 0 && seqs_are(a, 1, 6) && l.seq == 6 && l.base == first_end,
+	   "rotation finished on open, nothing lost");
+	json_decref(a);
+	/* crash before sealing: the .new is dropped */
+	put(dir, "ledger.jsonl.new", "{\"seq\":7,\"type\":\"segment\",\"base\":1,\"vms\":{}}\n");
+	md_ledger_close(&l);
+	a = json_array();
+	ok(md_ledger_open(&l, dir, seq_cb, a, &err) == 0 && seqs_are(a, 1, 6) && access(newp, F_OK) < 0,
+	   "an unsealed .new is dropped, nothing repeated");
+	json_decref(a);
+
+	/* pruning: only what is acknowledged, only after the retention */
+	ok(md_ledger_prune(&l, first_end - 1, 0, &removed, &err) == 0 && removed == 0, "unacknowledged: kept");
+	ok(md_ledger_prune(&l, first_end, 3600000000000ULL, &removed, &err) == 0 && removed == 0, "too young: kept");
+	ok(md_ledger_prune(&l, first_end, 0, &removed, &err) == 0 && removed == 1, "acknowledged and old: removed");
+	md_ledger_close(&l);
+	a = json_array();
+	ok(md_ledger_open(&l, dir, seq_cb, a, &err) == 0 && seqs_are(a, 4, 6) && l.seq == 6 && l.base == first_end,
+	   "the rest still opens, from its segment entry");
+	json_decref(a);
+	append_n(&l, 6, 1);
+	is_int(l.seq, 7, "seq goes on");
+	{
+		/* a reader (report, prom) holds the lock: the rotation fails at once, changing nothing */
+		_cleanup_free_ char *lp = md_path_join(dir, "segments.lock");
+		int rfd = open(lp, O_RDONLY | O_CLOEXEC);
+		uint64_t end = l.end, b = l.base;
+		ok(rfd >= 0 && flock(rfd, LOCK_SH) == 0, "a reader's shared lock");
+		ok(md_ledger_rotate(&l, json_object(), &err) < 0 && md_err_exit(err) == MD_EXIT_CONFLICT, "rotation: conflict");
+		md_err_free(&err);
+		ok(l.end == end && l.base == b && l.seq == 7 && access(newp, F_OK) < 0, "nothing changed");
+		close(rfd);
+		ok(md_ledger_rotate(&l, json_object(), &err) == 0 && l.base == end && l.seq == 8, "then it goes");
+	}
+	md_ledger_close(&l);
+	ok(md_ledger_read_all(dir, 0, false, NULL, NULL, &bytes, &err) == 0 && bytes > 0, "read_all");
 }
 
 static void billing(void)
@@ -332,6 +467,7 @@ int main(void)
 	if (mkdtemp(tmp) == NULL)
 		return 1;
 	ledger();
+	segments();
 	billing();
 	counters();
 	fc();
