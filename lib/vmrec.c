@@ -1,9 +1,13 @@
 /* VM records on disk: create-once directories, atomic vm.json, per-VM locks. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "ids.h"
@@ -39,35 +43,87 @@ char *md_vmrec_file(const struct md_paths *p, const char *id, const char *name)
 	return md_strdup_printf("%s/vms/%s/%s", p->data_dir, id, name);
 }
 
-int md_vmrec_mkdir(const struct md_paths *p, const char *id, md_err **err)
+/* The lock file of a new record, locked before it appears at its path (an O_TMPFILE linked in), so
+ * that no other command ever holds the lock of a record still being made. Where the filesystem has
+ * no O_TMPFILE: made with O_EXCL and locked at once. -1 with errno (EEXIST: someone else's). */
+static int new_lock(const char *dir, const char *lock)
+{
+	char proc[64];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && linkat(AT_FDCWD, proc, AT_FDCWD, lock, AT_SYMLINK_FOLLOW) == 0)
+			return fd;
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -1;
+	fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+int md_vmrec_make(const struct md_paths *p, const char *id, md_err **err)
 {
 	_cleanup_free_ char *base = md_strdup_printf("%s/vms", p->data_dir);
 	_cleanup_free_ char *dir = md_vmrec_dir(p, id);
+	_cleanup_free_ char *lock = md_vmrec_file(p, id, "lock");
+	struct stat st;
+	int fd;
 
 	if (md_mkdir_p(base, 0700, err) < 0)
 		return -1;
-	if (mkdir(dir, 0700) < 0) {
+	/* bounded: a directory without its lock file is a delete at its last step (or a crash there,
+	 * which reconcile removes), or another create between its two steps, or one whose directory
+	 * reconcile took for such a leftover */
+	for (int tries = 0;; tries++) {
+		if (mkdir(dir, 0700) < 0) {
+			if (errno != EEXIST)
+				return md_fail(err, errno, "mkdir `%s`", dir);
+			if (tries < 200 && stat(lock, &st) < 0 && errno == ENOENT) {
+				md_sleep_ns(1000000);
+				continue;
+			}
+			return md_conflict(err, "vm `%s` already exists", id);
+		}
+		fd = new_lock(dir, lock);
+		if (fd >= 0)
+			break;
 		if (errno == EEXIST)
 			return md_conflict(err, "vm `%s` already exists", id);
-		return md_fail(err, errno, "mkdir `%s`", dir);
+		if (errno != ENOENT || tries >= 200) {
+			int e = errno;
+
+			rmdir(dir);
+			return md_fail(err, e, "lock `%s`", lock);
+		}
 	}
-	return md_fsync_dir(base, err);
+	if (md_fsync_dir(base, err) < 0) {
+		md_vmrec_remove(p, id, NULL);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int md_vmrec_lock(const struct md_paths *p, const char *id, uint64_t timeout_ns, md_err **err)
 {
-	_cleanup_free_ char *dir = md_vmrec_dir(p, id);
 	_cleanup_free_ char *lock = md_vmrec_file(p, id, "lock");
-	struct stat st;
 	md_err *e = NULL;
 	int fd;
 
-	if (stat(dir, &st) < 0)
-		return md_notfound(err, "vm `%s` not found", id);
-	fd = md_lock(lock, true, timeout_ns, &e);
-	if (fd < 0 && e->code != MD_EXIT_CONFLICT && stat(dir, &st) < 0) {
-		/* deleted while we waited (md_lock let go of the unlinked lock file; the directory to
-		 * make a new one in is gone) */
+	/* never made here: a record without its lock file is gone (or going, or not made yet) */
+	fd = md_lock_existing(lock, true, timeout_ns, &e);
+	if (fd < 0 && e->code == MD_EXIT_NOTFOUND) {
 		md_err_free(&e);
 		return md_notfound(err, "vm `%s` not found", id);
 	}
@@ -78,6 +134,39 @@ int md_vmrec_lock(const struct md_paths *p, const char *id, uint64_t timeout_ns,
 			md_err_free(&e);
 	}
 	return fd;
+}
+
+int md_vmrec_remove(const struct md_paths *p, const char *id, md_err **err)
+{
+	_cleanup_free_ char *dir = md_vmrec_dir(p, id);
+	_cleanup_free_ char *lock = md_vmrec_file(p, id, "lock");
+
+	for (int tries = 0;; tries++) {
+		_cleanup_closedir_ DIR *d = opendir(dir);
+		struct dirent *de;
+
+		if (d == NULL)
+			return errno == ENOENT ? 0 : md_fail(err, errno, "remove `%s`", dir);
+		/* everything but the lock file, which marks the record as there while it goes */
+		while ((de = readdir(d)) != NULL) {
+			_cleanup_free_ char *f = NULL;
+
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, "lock"))
+				continue;
+			f = md_path_join(dir, de->d_name);
+			if (md_rm_rf(f, err) < 0)
+				return -1;
+		}
+		if (unlink(lock) < 0 && errno != ENOENT)
+			return md_fail(err, errno, "remove `%s`", lock);
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return 0;
+		if ((errno != ENOTEMPTY && errno != EEXIST) || tries >= 20)
+			return md_fail(err, errno, "remove `%s`", dir);
+		/* something was made in it meanwhile (only a repair by reconcile of a record that had lost
+		 * its lock file makes one): again */
+		md_sleep_ns(1000000);
+	}
 }
 
 int md_vmrec_load(const struct md_paths *p, const char *id, json_t **rec, md_err **err)
