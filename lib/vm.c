@@ -346,15 +346,24 @@ static int alloc_uid(struct md_vm_ctx *c, const char *id, uint64_t *uid, md_err 
 }
 
 /* Give a VM's uid back (delete, undone create). */
-static void release_uid(struct md_vm_ctx *c, json_t *rec)
+/* Give the VM's uid back: under the allocation lock, and only while the claim is still this VM's
+ * (once its record is gone, a create may have taken the uid over already). */
+static void release_uid(struct md_vm_ctx *c, const char *id, json_t *rec)
 {
 	json_t *u = json_object_get(rec, "uid");
-	_cleanup_free_ char *f = NULL;
+	_cleanup_free_ char *f = NULL, *allocl = NULL, *owner = NULL;
+	_cleanup_close_ int al = -1;
 
 	if (!json_is_integer(u))
 		return;
 	f = md_strdup_printf("%s/uids/%lld", c->paths.data_dir, (long long)json_integer_value(u));
-	unlink(f);
+	allocl = md_strdup_printf("%s/vms/.alloc.lock", c->paths.data_dir);
+	al = md_lock(allocl, true, c->lock_timeout_ns, NULL);
+	if (al < 0 || md_read_file(f, &owner, NULL, NULL) < 0)
+		return; /* a claim left behind is taken over by the next create that finds no record */
+	owner[strcspn(owner, "\n")] = '\0';
+	if (!strcmp(owner, id))
+		unlink(f);
 }
 
 /* ---- VMM choice ---- */
@@ -1344,7 +1353,7 @@ static int do_delete(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **
 	/* the lock file last, the lock still held, then the directory */
 	if (md_vmrec_remove(&c->paths, id, err) < 0)
 		return md_err_wrap(err, "delete vm `%s`", id);
-	release_uid(c, rec);
+	release_uid(c, id, rec);
 	return 0;
 }
 

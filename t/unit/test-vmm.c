@@ -470,6 +470,100 @@ static void delete_race(void)
 	md_paths_free(&p);
 }
 
+/* create against delete of one id: one process makes the record again whenever it is gone while
+ * another removes it whenever it is there. Every removal succeeds (never "not empty": a create
+ * does not make its directory in the one being removed), a create is refused only as a conflict
+ * (class 4) while the record is there, and each record removed was made whole. */
+static void create_vs_delete(void)
+{
+	enum { ROUNDS = 150 };
+	struct md_paths p = { 0 };
+	_cleanup_free_ char *stop = md_path_join(dir, "stop-maker"), *rd = NULL;
+	unsigned long made = 0, refused = 0, bad = 0;
+	int removed = 0, failed = 0, res[2];
+	uint64_t end = md_now_mono_ns() + 20000000000ULL;
+	pid_t kid;
+
+	p.data_dir = md_path_join(dir, "cvd");
+	rd = md_vmrec_dir(&p, "c1");
+	md_mkdir_p(p.data_dir, 0700, NULL);
+	if (pipe(res) < 0)
+		abort();
+	kid = fork();
+	if (kid == 0) {
+		char buf[96];
+		int n;
+
+		close(res[0]);
+		while (access(stop, F_OK) < 0) {
+			md_err *e = NULL;
+			int fd = md_vmrec_make(&p, "c1", &e);
+
+			if (fd >= 0) {
+				json_t *rec = json_pack("{s:s}", "id", "c1");
+
+				if (md_vmrec_save(&p, "c1", rec, NULL) == 0)
+					made++;
+				else
+					bad++;
+				json_decref(rec);
+				close(fd);
+			} else if (e->code == MD_EXIT_CONFLICT) {
+				refused++;
+				md_sleep_ns(20000);
+			} else {
+				fprintf(stderr, "# maker: %s\n", e->msg);
+				bad++;
+			}
+			md_err_free(&e);
+		}
+		n = snprintf(buf, sizeof(buf), "%lu %lu %lu\n", made, refused, bad);
+		if (write(res[1], buf, (size_t)n) != n)
+			_exit(2);
+		_exit(0);
+	}
+	close(res[1]);
+	while (removed + failed < ROUNDS && md_now_mono_ns() < end) {
+		json_t *rec = NULL;
+		md_err *e = NULL;
+		int fd = md_vmrec_lock(&p, "c1", 5000000000ULL, &e);
+
+		if (fd < 0) {
+			if (e->code != MD_EXIT_NOTFOUND)
+				failed++;
+			md_err_free(&e);
+			md_sleep_ns(20000);
+			continue;
+		}
+		if (md_vmrec_load(&p, "c1", &rec, &e) == 0 && md_vmrec_remove(&p, "c1", &e) == 0) {
+			removed++;
+		} else {
+			if (failed++ < 5)
+				printf("# remover: %s\n", e ? e->msg : "?");
+			md_vmrec_remove(&p, "c1", NULL);
+		}
+		md_err_free(&e);
+		json_decref(rec);
+		close(fd);
+	}
+	md_write_atomic(stop, "", 0, 0600, NULL);
+	{
+		FILE *f = fdopen(res[0], "r");
+
+		if (f == NULL || fscanf(f, "%lu %lu %lu", &made, &refused, &bad) != 3)
+			bad++;
+		if (f)
+			fclose(f);
+	}
+	waitpid(kid, NULL, 0);
+	is_int(failed, 0, "every removal of a whole record succeeded while it was being made again");
+	is_int(removed, ROUNDS, "%d records made and removed", ROUNDS);
+	ok(made >= (unsigned long)removed && made <= (unsigned long)removed + 1 && bad == 0,
+	   "each create either made a whole record (%lu) or was refused as a conflict (%lu)", made, refused);
+	md_vmrec_remove(&p, "c1", NULL);
+	md_paths_free(&p);
+}
+
 /* The keeper's console log: rotated to .1 when full, each file at most log_max bytes, and what the
  * two hold together is exactly the end of what the VMM wrote (nothing lost at a rotation). */
 static void keeper_logs(void)
@@ -520,6 +614,7 @@ int main(void)
 	qemu_argv();
 	record_lock();
 	delete_race();
+	create_vs_delete();
 	keeper_logs();
 	md_rm_rf(dir, NULL);
 	return done_testing();
