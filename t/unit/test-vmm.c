@@ -561,6 +561,29 @@ static void create_vs_delete(void)
 	ok(made >= (unsigned long)removed && made <= (unsigned long)removed + 1 && bad == 0,
 	   "each create either made a whole record (%lu) or was refused as a conflict (%lu)", made, refused);
 	md_vmrec_remove(&p, "c1", NULL);
+
+	/* what a delete that died at its last step leaves: an empty directory without its lock */
+	{
+		_cleanup_free_ char *lockp = md_vmrec_file(&p, "c2", "lock"), *rd2 = md_vmrec_dir(&p, "c2");
+		md_err *e = NULL;
+		int fd, fd2;
+
+		mkdir(rd2, 0700);
+		fd = md_vmrec_lock(&p, "c2", 0, &e);
+		ok(fd < 0 && e && e->code == MD_EXIT_NOTFOUND && access(lockp, F_OK) < 0,
+		   "an empty directory without its lock file: not found, and no lock file made");
+		md_err_free(&e);
+		fd = md_vmrec_make(&p, "c2", &e);
+		ok(fd >= 0 && access(lockp, F_OK) == 0, "a create of its id removes it and makes the record");
+		fd2 = md_vmrec_make(&p, "c2", &e);
+		ok(fd2 < 0 && e && e->code == MD_EXIT_CONFLICT && access(lockp, F_OK) == 0,
+		   "a second create of the id: conflict (class 4), the record left alone");
+		md_err_free(&e);
+		ok(md_vmrec_remove(&p, "c2", &e) == 0 && access(rd2, F_OK) < 0, "removed");
+		ok(md_vmrec_remove(&p, "c2", &e) == 0, "removing a record that is gone is fine");
+		if (fd >= 0)
+			close(fd);
+	}
 	md_paths_free(&p);
 }
 
