@@ -345,9 +345,8 @@ static int alloc_uid(struct md_vm_ctx *c, const char *id, uint64_t *uid, md_err 
 		       (unsigned long long)hi);
 }
 
-/* Give a VM's uid back (delete, undone create). */
-/* Give the VM's uid back: under the allocation lock, and only while the claim is still this VM's
- * (once its record is gone, a create may have taken the uid over already). */
+/* Give a VM's uid back (delete): under the allocation lock, and only while the claim is still
+ * this VM's (once its record is gone, a create may have taken the uid over already). */
 static void release_uid(struct md_vm_ctx *c, const char *id, json_t *rec)
 {
 	json_t *u = json_object_get(rec, "uid");
