@@ -273,7 +273,7 @@ static bool same_file(int fd, const char *path)
 	return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-int md_lock(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err)
+static int lock_file(const char *path, bool exclusive, bool create, uint64_t timeout_ns, md_err **err)
 {
 	_cleanup_close_ int fd = -1;
 	uint64_t deadline, wait = 1000000; /* 1 ms, doubling to 50 ms */
@@ -282,7 +282,9 @@ int md_lock(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err)
 	deadline = md_now_mono_ns() + timeout_ns;
 	for (;;) {
 		if (fd < 0) {
-			fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+			if (fd < 0 && !create && (errno == ENOENT || errno == ENOTDIR))
+				return md_notfound(err, "lock `%s`: no such file", path);
 			if (fd < 0)
 				return md_fail(err, errno, "lock `%s`", path);
 		}
@@ -305,6 +307,16 @@ int md_lock(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err)
 		if (wait < 50000000)
 			wait *= 2;
 	}
+}
+
+int md_lock(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err)
+{
+	return lock_file(path, exclusive, true, timeout_ns, err);
+}
+
+int md_lock_existing(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err)
+{
+	return lock_file(path, exclusive, false, timeout_ns, err);
 }
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)

@@ -47,6 +47,10 @@ int md_json_read(const char *path, json_t **out, md_err **err);
  * the lock until closed. The lock is always on the file that is at path when it is taken: a
  * file unlinked (or replaced) while this waited is let go and the path opened again. */
 int md_lock(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err);
+/* The same on a lock file that must exist already: it is never created, and a missing one (or one
+ * removed while this waited, with nothing at path since) fails with exit class 3. For locks whose
+ * file is the mark that the thing it guards exists. */
+int md_lock_existing(const char *path, bool exclusive, uint64_t timeout_ns, md_err **err);
 
 /* fsync a directory by path. */
 int md_fsync_dir(const char *dir, md_err **err);

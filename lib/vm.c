@@ -345,16 +345,24 @@ static int alloc_uid(struct md_vm_ctx *c, const char *id, uint64_t *uid, md_err 
 		       (unsigned long long)hi);
 }
 
-/* Give a VM's uid back (delete, undone create). */
-static void release_uid(struct md_vm_ctx *c, json_t *rec)
+/* Give a VM's uid back (delete): under the allocation lock, and only while the claim is still
+ * this VM's (once its record is gone, a create may have taken the uid over already). */
+static void release_uid(struct md_vm_ctx *c, const char *id, json_t *rec)
 {
 	json_t *u = json_object_get(rec, "uid");
-	_cleanup_free_ char *f = NULL;
+	_cleanup_free_ char *f = NULL, *allocl = NULL, *owner = NULL;
+	_cleanup_close_ int al = -1;
 
 	if (!json_is_integer(u))
 		return;
 	f = md_strdup_printf("%s/uids/%lld", c->paths.data_dir, (long long)json_integer_value(u));
-	unlink(f);
+	allocl = md_strdup_printf("%s/vms/.alloc.lock", c->paths.data_dir);
+	al = md_lock(allocl, true, c->lock_timeout_ns, NULL);
+	if (al < 0 || md_read_file(f, &owner, NULL, NULL) < 0)
+		return; /* a claim left behind is taken over by the next create that finds no record */
+	owner[strcspn(owner, "\n")] = '\0';
+	if (!strcmp(owner, id))
+		unlink(f);
 }
 
 /* ---- VMM choice ---- */
@@ -388,7 +396,6 @@ static int do_delete(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **
 
 static void undo_create(struct md_vm_ctx *c, const char *id, bool net_made)
 {
-	_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
 	md_err *e = NULL;
 
 	if (net_made) {
@@ -403,7 +410,7 @@ static void undo_create(struct md_vm_ctx *c, const char *id, bool net_made)
 		}
 		md_av_free(&a);
 	}
-	if (md_rm_rf(dir, &e) < 0) {
+	if (md_vmrec_remove(&c->paths, id, &e) < 0) {
 		md_warn("undo create `%s`: %s", id, e->msg);
 		md_err_free(&e);
 	}
@@ -470,15 +477,12 @@ int md_vm_create(struct md_vm_ctx *c, const struct md_config *cfg0, const struct
 		if (stat(cfg0->storage[i].path, &st) < 0)
 			return md_notfound(err, "disk `%s`: %s", cfg0->storage[i].path, strerror(errno));
 
-	/* 1. the record, before anything it names exists */
-	if (md_vmrec_mkdir(&c->paths, id, err) < 0)
+	/* 1. the record, before anything it names exists (made with its lock held: a conflict here
+	 * is another's record, never ours to undo) */
+	lockfd = md_vmrec_make(&c->paths, id, err);
+	if (lockfd < 0)
 		return -1;
 	dir = md_vmrec_dir(&c->paths, id);
-	lockfd = md_vmrec_lock(&c->paths, id, 0, err);
-	if (lockfd < 0) {
-		undo_create(c, id, false);
-		return -1;
-	}
 	rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:s, s:I}", "id", id, "state", "CREATED", "phase", "creating",
 			"customer_id", customer, "tenant", tenant, "reason", "vmm", vmm, "created_ns",
 			(json_int_t)md_now_wall_ns());
@@ -1324,7 +1328,6 @@ int md_vm_reboot(struct md_vm_ctx *c, const char *id, json_t **out, md_err **err
 
 static int do_delete(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **err)
 {
-	_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
 	_cleanup_free_ char *target = meter_target_path(c, id);
 	struct md_av a = { 0 };
 	int r;
@@ -1346,9 +1349,10 @@ static int do_delete(struct md_vm_ctx *c, const char *id, json_t *rec, md_err **
 	if (r < 0)
 		return md_err_wrap(err, "delete vm `%s`: network", id);
 	fault_point("delete", "network");
-	if (md_rm_rf(dir, err) < 0)
+	/* the lock file last, the lock still held, then the directory */
+	if (md_vmrec_remove(&c->paths, id, err) < 0)
 		return md_err_wrap(err, "delete vm `%s`", id);
-	release_uid(c, rec);
+	release_uid(c, id, rec);
 	return 0;
 }
 
@@ -1537,6 +1541,25 @@ static void note(json_t *actions, const char *id, const char *what)
 	md_info("reconcile: %s: %s", id, what);
 }
 
+/* A record directory without its lock file: a delete that died at its last step left it empty
+ * (removed here; rmdir removes nothing else, so a create that has just made it only tries again);
+ * one with files in it was left by an older metald, whose delete removed the lock file first: its
+ * lock file is made again (no command of this version makes files in such a directory), and
+ * reconcile goes on with the lock held. Returns that fd, or -1 when there is nothing to do. */
+static int lockless(struct md_vm_ctx *c, const char *id, json_t *actions)
+{
+	_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
+	_cleanup_free_ char *lock = md_vmrec_file(&c->paths, id, "lock");
+
+	if (rmdir(dir) == 0) {
+		note(actions, id, "removed the empty directory of an interrupted delete");
+		return -1;
+	}
+	if (errno != ENOTEMPTY && errno != EEXIST)
+		return -1;
+	return md_lock(lock, true, 0, NULL);
+}
+
 int md_vm_reconcile(struct md_vm_ctx *c, json_t **out, md_err **err)
 {
 	char **ids = NULL;
@@ -1555,17 +1578,18 @@ int md_vm_reconcile(struct md_vm_ctx *c, json_t **out, md_err **err)
 		/* a record whose lock is held belongs to a verb at work: leave it */
 		int fd = md_vmrec_lock(&c->paths, id, 0, &e);
 
+		if (fd < 0 && e->code == MD_EXIT_NOTFOUND)
+			fd = lockless(c, id, actions);
+		md_err_free(&e);
 		if (fd < 0) {
-			md_err_free(&e);
 			free(ids[i]);
 			continue;
 		}
 		if (md_vmrec_load(&c->paths, id, &rec, &e) < 0) {
 			if (e->code == MD_EXIT_NOTFOUND) {
-				/* a directory without vm.json: a create that died at its first step */
-				_cleanup_free_ char *dir = md_vmrec_dir(&c->paths, id);
-				md_rm_rf(dir, NULL);
-				note(actions, id, "removed an incomplete record");
+				/* a record without vm.json: a create that died at its first step */
+				if (md_vmrec_remove(&c->paths, id, NULL) == 0)
+					note(actions, id, "removed an incomplete record");
 			} else {
 				/* unreadable, not absent: never remove what may still name a VM */
 				md_warn("reconcile: %s", e->msg);

@@ -18,11 +18,20 @@ int md_vm_state_parse(const char *s, enum md_vm_state *out); /* accepts CREATED 
 char *md_vmrec_dir(const struct md_paths *p, const char *id);
 char *md_vmrec_file(const struct md_paths *p, const char *id, const char *name);
 
-/* Make the record directory; EEXIST is a conflict (exit 4): two creates of one id, one wins. */
-int md_vmrec_mkdir(const struct md_paths *p, const char *id, md_err **err);
+/* Make the record: its directory and its lock file, the lock held from before the file appears.
+ * Returns the lock's fd. An id with a record is a conflict (exit 4): two creates of one id, one
+ * wins (one that finds a delete of the id at its very last step waits for it, briefly). */
+int md_vmrec_make(const struct md_paths *p, const char *id, md_err **err);
 
-/* Take the VM's lock (exclusive), waiting up to timeout. Not found: class 3. Returns the fd. */
+/* Take the VM's lock (exclusive), waiting up to timeout. Never makes the lock file: a record
+ * without one (none, or deleted before or while this waited) is not found, class 3. Returns the fd. */
 int md_vmrec_lock(const struct md_paths *p, const char *id, uint64_t timeout_ns, md_err **err);
+
+/* Remove a record, with its lock held: every file but the lock, then the lock file, then the
+ * directory (again, a bounded number of times, if something was made in it meanwhile). A verb
+ * that comes in the middle finds no lock file and says not found; one waiting for the lock wakes
+ * to a lock file no longer at the path and says not found. Gone already is fine. */
+int md_vmrec_remove(const struct md_paths *p, const char *id, md_err **err);
 
 /* Load / save vm.json (save is atomic and stamps modified_ns). */
 int md_vmrec_load(const struct md_paths *p, const char *id, json_t **rec, md_err **err);

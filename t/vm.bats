@@ -359,6 +359,50 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm delete u2
 }
 
+@test "delete against verbs of the same VM at once: every delete succeeds and leaves nothing; the others exit 3 or 4 and make nothing" {
+	local i r pids codes
+	for i in 1 2 3 4 5; do
+		run_code 0 vm create --id "d$i"
+		# two racers: pause (a CREATED VM: exit 4; deleting: 4; gone: 3) until the record is gone
+		pids=
+		for r in a b; do
+			(
+				n=0
+				while [ $n -lt 400 ]; do
+					c=0
+					vm pause "d$i" >/dev/null 2>&1 || c=$?
+					echo $c >> "$BATS_TEST_TMPDIR/codes.d$i"
+					[ -e "$R/data/vms/d$i" ] || break
+					n=$((n + 1))
+				done
+				c=0
+				vm pause "d$i" >/dev/null 2>&1 || c=$?
+				echo $c >> "$BATS_TEST_TMPDIR/codes.d$i"
+			) &
+			pids="$pids $!"
+		done
+		sleep 0.2
+		run_code 0 vm delete "d$i"
+		wait $pids
+		[ ! -e "$R/data/vms/d$i" ]
+		codes=$(sort -u "$BATS_TEST_TMPDIR/codes.d$i" | tr '\n' ' ')
+		echo "round $i: exit codes $codes"
+		[[ "$codes" =~ ^(3\ )?(4\ )?$ ]]
+		[ "$(tail -1 "$BATS_TEST_TMPDIR/codes.d$i")" = 3 ]
+	done
+	[ -z "$(ls "$R/netns" 2>/dev/null)" ]
+	# what a delete killed at its very last step leaves: an empty directory without its lock file;
+	# verbs find no VM there and make nothing, a create of the id takes its place, reconcile removes it
+	mkdir "$R/data/vms/e1" "$R/data/vms/e2"
+	run_code 3 vm pause e1
+	[ ! -e "$R/data/vms/e1/lock" ]
+	run_code 0 vm create --id e2
+	run_code 0 vm reconcile --json
+	[ ! -e "$R/data/vms/e1" ]
+	[[ "$output" == *"removed the empty directory of an interrupted delete"* ]]
+	run_code 0 vm delete e2
+}
+
 @test "the Firecracker path end to end against the API test double" {
 	require_cmd python3
 	local fc="$BATS_TEST_TMPDIR/bin/firecracker"

@@ -295,13 +295,15 @@ static void record_lock(void)
 
 		if (pipe(go) < 0 || pipe(res) < 0)
 			abort();
-		ok(md_vmrec_mkdir(&p, "r1", &err) == 0, "record made");
+		fd = md_vmrec_make(&p, "r1", &err);
+		ok(fd >= 0, "record made, its lock held");
 		pid = fork();
 		if (pid == 0) {
 			md_err *e = NULL;
 			struct stat a, b;
 			int r;
 
+			close(fd); /* the holder's, inherited: the lock is on the open file, shared */
 			if (read(go[0], &c, 1) != 1)
 				_exit(2);
 			r = md_vmrec_lock(&p, "r1", 5000000000ULL, &e);
@@ -313,14 +315,17 @@ static void record_lock(void)
 				_exit(2);
 			_exit(0);
 		}
-		fd = md_vmrec_lock(&p, "r1", 0, &err);
-		ok(fd >= 0, "holder locks the record");
 		if (write(go[1], "g", 1) != 1)
 			abort();
 		md_sleep_ns(200000000); /* the waiter is in md_lock's loop by now */
-		md_rm_rf(rd, NULL);
-		if (remake)
-			md_vmrec_mkdir(&p, "r1", NULL);
+		ok(md_vmrec_remove(&p, "r1", &err) == 0 && access(rd, F_OK) < 0, "removed with its lock held");
+		if (remake) {
+			int fd2 = md_vmrec_make(&p, "r1", NULL);
+
+			close(fd);
+			md_sleep_ns(100000000); /* the waiter wakes on the old file, waits on the new one */
+			fd = fd2;
+		}
 		close(fd);
 		if (read(res[0], &c, 1) != 1)
 			c = 0;
@@ -329,11 +334,255 @@ static void record_lock(void)
 			is_int(c, 'h', "deleted and made again while waiting: the waiter holds the new record's lock");
 		else
 			is_int(c, 'n', "deleted while waiting: the waiter says not found (class 3)");
-		md_rm_rf(rd, NULL);
+		md_vmrec_remove(&p, "r1", NULL);
 		close(go[0]);
 		close(go[1]);
 		close(res[0]);
 		close(res[1]);
+	}
+	md_paths_free(&p);
+}
+
+/* One hammering child of delete_race: locks the ids (a 5 s wait) until told to stop. A lock it
+ * gets must be the file at the path of a whole record (vm.json there: a record is saved before
+ * its maker lets go, and removed only by a holder of its lock); anything else must be not found
+ * (class 3), and for an id never made, nothing may appear. Writes "locked notfound bad". */
+static void hammer(struct md_paths *p, const char *stop, int out)
+{
+	static const char *const ids[] = { "s0", "s1", "never" };
+	unsigned long locked = 0, notfound = 0, bad = 0;
+	char buf[96];
+	int n;
+
+	for (unsigned k = (unsigned)getpid(); access(stop, F_OK) < 0; k++) {
+		const char *id = ids[k % 3];
+		_cleanup_free_ char *lockp = md_vmrec_file(p, id, "lock");
+		json_t *rec = NULL;
+		md_err *e = NULL;
+		struct stat a, b;
+		int fd = md_vmrec_lock(p, id, 5000000000ULL, &e);
+
+		if (fd >= 0) {
+			if (fstat(fd, &a) == 0 && stat(lockp, &b) == 0 && a.st_ino == b.st_ino &&
+			    md_vmrec_load(p, id, &rec, NULL) == 0 && strcmp(id, "never"))
+				locked++;
+			else
+				bad++;
+			json_decref(rec);
+			close(fd);
+		} else if (e->code == MD_EXIT_NOTFOUND) {
+			notfound++;
+		} else {
+			fprintf(stderr, "# hammer: %s\n", e->msg);
+			bad++;
+		}
+		md_err_free(&e);
+	}
+	n = snprintf(buf, sizeof(buf), "%lu %lu %lu\n", locked, notfound, bad);
+	if (write(out, buf, (size_t)n) != n)
+		_exit(2);
+}
+
+/* delete against verbs: records made and removed (as delete does: with the lock held) over and
+ * over while other processes lock the same ids. Every removal succeeds and leaves nothing;
+ * the others only ever hold the lock of a whole record, or are told not found. */
+static void delete_race(void)
+{
+	enum { KIDS = 3, ROUNDS = 400 };
+	struct md_paths p = { 0 };
+	_cleanup_free_ char *stop = md_path_join(dir, "stop-hammer"), *never = NULL;
+	unsigned long locked = 0, notfound = 0, bad = 0;
+	int made = 0, removed = 0, left = 0, res[2];
+	pid_t kids[KIDS];
+
+	p.data_dir = md_path_join(dir, "race");
+	never = md_vmrec_dir(&p, "never");
+	md_mkdir_p(p.data_dir, 0700, NULL);
+	if (pipe(res) < 0)
+		abort();
+	for (int i = 0; i < KIDS; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			close(res[0]);
+			hammer(&p, stop, res[1]);
+			_exit(0);
+		}
+	}
+	close(res[1]);
+	for (int r = 0; r < ROUNDS; r++) {
+		const char *id = r % 2 ? "s1" : "s0";
+		_cleanup_free_ char *rd = md_vmrec_dir(&p, id), *lockp = md_vmrec_file(&p, id, "lock");
+		json_t *rec = json_pack("{s:s, s:s}", "id", id, "state", "CREATED");
+		md_err *e = NULL;
+		int fd = md_vmrec_make(&p, id, &e);
+
+		if (fd >= 0) {
+			made++;
+			md_vmrec_save(&p, id, rec, NULL);
+			/* more files, as a real record has: more time between the first and the last removal */
+			for (int f = 0; f < 6; f++) {
+				_cleanup_free_ char *fn = md_strdup_printf("%s/f%d.json", rd, f);
+				md_json_write_replace(fn, rec, 0600, NULL);
+			}
+			close(fd);
+			if (r % 4 == 0)
+				md_sleep_ns(200000); /* let the others take it now and then */
+			fd = md_vmrec_lock(&p, id, 5000000000ULL, &e);
+		}
+		if (fd >= 0 && md_vmrec_remove(&p, id, &e) == 0)
+			removed++;
+		else if (e && removed + 5 > r)
+			printf("# round %d: %s\n", r, e->msg); /* the first few */
+		if (access(rd, F_OK) == 0 || access(lockp, F_OK) == 0)
+			left++;
+		if (fd >= 0)
+			close(fd);
+		md_vmrec_remove(&p, id, NULL); /* the next round starts clean even when this one failed */
+		md_err_free(&e);
+		json_decref(rec);
+	}
+	md_write_atomic(stop, "", 0, 0600, NULL);
+	{
+		FILE *f = fdopen(res[0], "r");
+		unsigned long a, b, c;
+
+		for (int i = 0; f && i < KIDS; i++) {
+			if (fscanf(f, "%lu %lu %lu", &a, &b, &c) == 3) {
+				locked += a;
+				notfound += b;
+				bad += c;
+			} else {
+				bad++;
+			}
+		}
+		if (f)
+			fclose(f);
+	}
+	for (int i = 0; i < KIDS; i++)
+		waitpid(kids[i], NULL, 0);
+	is_int(made, ROUNDS, "every record made (the previous one of its id was gone)");
+	is_int(removed, ROUNDS, "every removal succeeded while others locked the same ids");
+	is_int(left, 0, "no record directory or lock file left after a removal");
+	is_int((long)bad, 0, "others held only locks of whole records, else were told not found");
+	ok(locked > 0 && notfound > 0, "the others both got records (%lu) and were told not found (%lu)", locked,
+	   notfound);
+	ok(access(never, F_OK) < 0, "locking an id never made makes nothing");
+	md_paths_free(&p);
+}
+
+/* create against delete of one id: one process makes the record again whenever it is gone while
+ * another removes it whenever it is there. Every removal succeeds (never "not empty": a create
+ * does not make its directory in the one being removed), a create is refused only as a conflict
+ * (class 4) while the record is there, and each record removed was made whole. */
+static void create_vs_delete(void)
+{
+	enum { ROUNDS = 150 };
+	struct md_paths p = { 0 };
+	_cleanup_free_ char *stop = md_path_join(dir, "stop-maker"), *rd = NULL;
+	unsigned long made = 0, refused = 0, bad = 0;
+	int removed = 0, failed = 0, res[2];
+	uint64_t end = md_now_mono_ns() + 20000000000ULL;
+	pid_t kid;
+
+	p.data_dir = md_path_join(dir, "cvd");
+	rd = md_vmrec_dir(&p, "c1");
+	md_mkdir_p(p.data_dir, 0700, NULL);
+	if (pipe(res) < 0)
+		abort();
+	kid = fork();
+	if (kid == 0) {
+		char buf[96];
+		int n;
+
+		close(res[0]);
+		while (access(stop, F_OK) < 0) {
+			md_err *e = NULL;
+			int fd = md_vmrec_make(&p, "c1", &e);
+
+			if (fd >= 0) {
+				json_t *rec = json_pack("{s:s}", "id", "c1");
+
+				if (md_vmrec_save(&p, "c1", rec, NULL) == 0)
+					made++;
+				else
+					bad++;
+				json_decref(rec);
+				close(fd);
+			} else if (e->code == MD_EXIT_CONFLICT) {
+				refused++;
+				md_sleep_ns(20000);
+			} else {
+				fprintf(stderr, "# maker: %s\n", e->msg);
+				bad++;
+			}
+			md_err_free(&e);
+		}
+		n = snprintf(buf, sizeof(buf), "%lu %lu %lu\n", made, refused, bad);
+		if (write(res[1], buf, (size_t)n) != n)
+			_exit(2);
+		_exit(0);
+	}
+	close(res[1]);
+	while (removed + failed < ROUNDS && md_now_mono_ns() < end) {
+		json_t *rec = NULL;
+		md_err *e = NULL;
+		int fd = md_vmrec_lock(&p, "c1", 5000000000ULL, &e);
+
+		if (fd < 0) {
+			if (e->code != MD_EXIT_NOTFOUND)
+				failed++;
+			md_err_free(&e);
+			md_sleep_ns(20000);
+			continue;
+		}
+		if (md_vmrec_load(&p, "c1", &rec, &e) == 0 && md_vmrec_remove(&p, "c1", &e) == 0) {
+			removed++;
+		} else {
+			if (failed++ < 5)
+				printf("# remover: %s\n", e ? e->msg : "?");
+			md_vmrec_remove(&p, "c1", NULL);
+		}
+		md_err_free(&e);
+		json_decref(rec);
+		close(fd);
+	}
+	md_write_atomic(stop, "", 0, 0600, NULL);
+	{
+		FILE *f = fdopen(res[0], "r");
+
+		if (f == NULL || fscanf(f, "%lu %lu %lu", &made, &refused, &bad) != 3)
+			bad++;
+		if (f)
+			fclose(f);
+	}
+	waitpid(kid, NULL, 0);
+	is_int(failed, 0, "every removal of a whole record succeeded while it was being made again");
+	is_int(removed, ROUNDS, "%d records made and removed", ROUNDS);
+	ok(made >= (unsigned long)removed && made <= (unsigned long)removed + 1 && bad == 0,
+	   "each create either made a whole record (%lu) or was refused as a conflict (%lu)", made, refused);
+	md_vmrec_remove(&p, "c1", NULL);
+
+	/* what a delete that died at its last step leaves: an empty directory without its lock */
+	{
+		_cleanup_free_ char *lockp = md_vmrec_file(&p, "c2", "lock"), *rd2 = md_vmrec_dir(&p, "c2");
+		md_err *e = NULL;
+		int fd, fd2;
+
+		mkdir(rd2, 0700);
+		fd = md_vmrec_lock(&p, "c2", 0, &e);
+		ok(fd < 0 && e && e->code == MD_EXIT_NOTFOUND && access(lockp, F_OK) < 0,
+		   "an empty directory without its lock file: not found, and no lock file made");
+		md_err_free(&e);
+		fd = md_vmrec_make(&p, "c2", &e);
+		ok(fd >= 0 && access(lockp, F_OK) == 0, "a create of its id removes it and makes the record");
+		fd2 = md_vmrec_make(&p, "c2", &e);
+		ok(fd2 < 0 && e && e->code == MD_EXIT_CONFLICT && access(lockp, F_OK) == 0,
+		   "a second create of the id: conflict (class 4), the record left alone");
+		md_err_free(&e);
+		ok(md_vmrec_remove(&p, "c2", &e) == 0 && access(rd2, F_OK) < 0, "removed");
+		ok(md_vmrec_remove(&p, "c2", &e) == 0, "removing a record that is gone is fine");
+		if (fd >= 0)
+			close(fd);
 	}
 	md_paths_free(&p);
 }
@@ -387,6 +636,8 @@ int main(void)
 	socket_wait();
 	qemu_argv();
 	record_lock();
+	delete_race();
+	create_vs_delete();
 	keeper_logs();
 	md_rm_rf(dir, NULL);
 	return done_testing();
