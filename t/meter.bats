@@ -88,6 +88,16 @@ n_type() { # vm type: how many entries
 has_type() { [ "$(n_type "$1" "$2")" -ge "$3" ]; } # vm type n
 vmm_read_bytes() { ledger | jq -s --arg v "$1" '[.[] | select(.type == "usage" and .vm == $v) | .vmm.disk_read_bytes // 0] | add // 0'; }
 vmm_read_is() { [ "$(vmm_read_bytes "$1")" -eq "$2" ]; }
+# both VMs end, the billing service acknowledges everything, meter and receiver stop
+end_with_all_acked() {
+	vm_kill a
+	vm_kill b
+	wait_for 10 has_stop a
+	wait_for 10 has_stop b
+	wait_for 20 all_acked
+	meter_stop
+	receiver_stop
+}
 
 meter_start() { # run options...
 	metald-meter --root "$R" run --interval 50ms --period 200ms --sync 0 "$@" >"$R/meter.out" 2>>"$R/meter.err" 3>&- &
@@ -225,13 +235,7 @@ all_acked() { # every ledger entry of every VM is acknowledged
 	rm "$R/down"
 	meter_start --billing-endpoint "$ENDPOINT" --heartbeat 200ms
 	wait_for 10 has_usage b 8
-	vm_kill a
-	vm_kill b
-	wait_for 10 has_stop a
-	wait_for 10 has_stop b
-	wait_for 20 all_acked
-	meter_stop
-	receiver_stop
+	end_with_all_acked
 	L="$R/billing.log"
 	# misbehaviour happened: drops, failures, the down period
 	jq -s -e 'map(.outcome) | (index("drop") != null) and (index("fail") != null) and (index("drop-after") != null)' "$L"
@@ -711,13 +715,7 @@ ledger_whole() {
 	# billing back: everything is delivered, then the acknowledged segments age out
 	rm "$R/down"
 	wait_for 20 test ! -e "$first"
-	vm_kill a
-	vm_kill b
-	wait_for 10 has_stop a
-	wait_for 10 has_stop b
-	wait_for 20 all_acked
-	meter_stop
-	receiver_stop
+	end_with_all_acked
 	grep -q 'removed .*acknowledged and older than the retention' "$R/meter.err"
 	# what is left is whole and starts with its segment entry
 	head -n1 "$(segments | head -n1 || echo "$R/data/meter/ledger.jsonl")" | jq -e '.type == "segment"'
