@@ -97,6 +97,9 @@ int md_mkdir_p(const char *path, mode_t mode, md_err **err)
 
 	if (dup == NULL)
 		return md_fail(err, ENOMEM, "mkdir `%s`", path);
+	/* the common case, the whole path already there, in one call */
+	if (mkdir(path, mode) == 0 || errno == EEXIST)
+		return 0;
 	for (p = dup + 1; *p; p++) {
 		if (*p != '/')
 			continue;
