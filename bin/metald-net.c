@@ -26,6 +26,9 @@ static const char usage[] =
 	"  stats --id VM               bytes and packets the VM received and sent\n"
 	"  gc                          remove objects no record claims and records whose objects are gone\n"
 	"  exec --id VM -- PROG [ARGS] run PROG inside the VM's network namespace\n"
+	"  pool [show]                 namespaces made ahead of time for creates to take\n"
+	"  pool fill [--count N]       make them until N are ready (default UNKEY_METALD_NETWORK_POOL)\n"
+	"  pool drain                  remove them all\n"
 	"\n"
 	"Options:\n"
 	"      --id VM           the VM id (1-64 of [A-Za-z0-9-])\n"
@@ -37,6 +40,7 @@ static const char usage[] =
 	"      --publish HOST:GUEST[/tcp|udp]   forward the host's port to the guest's (repeatable)\n"
 	"      --rate rx=R[/B],tx=R[/B]   limit bytes/s (sizes like 10M) with burst B\n"
 	"      --force           teardown: delete every VM network first\n"
+	"      --count N         pool fill: how many ready namespaces to have (0-4096)\n"
 	"      --root DIR        keep records, runtime files and netns pins under DIR\n"
 	"      --json            print JSON\n"
 	"      --log-format text|json\n"
@@ -60,6 +64,7 @@ enum {
 	OPT_PUBLISH,
 	OPT_RATE,
 	OPT_FORCE,
+	OPT_COUNT,
 };
 
 static const struct option longopts[] = {
@@ -75,12 +80,14 @@ static const struct option longopts[] = {
 	{ "publish", required_argument, NULL, OPT_PUBLISH },
 	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "count", required_argument, NULL, OPT_COUNT },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct args {
 	struct md_vmnet_req req;
 	bool force;
+	long count;  /* pool fill --count; -1: not given */
 	char **rest; /* exec: after -- */
 };
 
@@ -94,6 +101,7 @@ static void parse(int argc, char **argv, const int *allowed, struct args *a, boo
 
 	memset(a, 0, sizeof(*a));
 	a->req.uid = a->req.gid = -1;
+	a->count = -1;
 	a->req.publish = json_array();
 	while ((opt = getopt_long(argc, argv, chain ? "+" MD_CLI_COMMON_SHORTOPTS : MD_CLI_COMMON_SHORTOPTS, longopts,
 				  NULL)) != -1) {
@@ -163,12 +171,21 @@ static void parse(int argc, char **argv, const int *allowed, struct args *a, boo
 		case OPT_FORCE:
 			a->force = true;
 			break;
+		case OPT_COUNT:
+			if (md_parse_u64(optarg, 0, MD_NET_POOL_MAX, &n, &err) < 0) {
+				md_err_wrap(&err, "--count");
+				md_die(err);
+			}
+			a->count = (long)n;
+			break;
 		}
 	}
 	if (chain) {
 		a->rest = argv + optind;
 		return;
 	}
+	if (a->count >= 0 && strcmp(argv[0], "pool"))
+		md_die_msg(MD_EXIT_USAGE, "%s: option `--count` does not apply (try 'metald-net --help')", argv[0]);
 	if (optind < argc)
 		md_die_msg(MD_EXIT_USAGE, "%s: unexpected argument `%s` (try 'metald-net --help')", argv[0], argv[optind]);
 }
@@ -321,6 +338,52 @@ static int cmd_exec(int argc, char **argv)
 	md_die(err);
 }
 
+static const char *const pool_cols[] = { "slot", "tap", "netns", "host_link=LINK", NULL };
+
+static int cmd_pool(int argc, char **argv)
+{
+	static const int allowed[] = { OPT_COUNT, 0 };
+	const char *op = "show";
+	struct args a;
+	struct md_paths p;
+	struct md_netcfg cfg;
+	md_err *err = NULL;
+	json_t *out = NULL;
+
+	/* the sub-command is the first word after `pool` that is not an option */
+	if (argc > 1 && argv[1][0] != '-') {
+		op = argv[1];
+		argv[1] = argv[0];
+		argc--;
+		argv++;
+	}
+	if (strcmp(op, "show") && strcmp(op, "fill") && strcmp(op, "drain"))
+		md_die_msg(MD_EXIT_USAGE, "pool: unknown sub-command `%s` (show, fill or drain)", op);
+	parse(argc, argv, allowed, &a, false);
+	json_decref(a.req.publish);
+	if (a.count >= 0 && strcmp(op, "fill"))
+		md_die_msg(MD_EXIT_USAGE, "pool %s: option `--count` does not apply", op);
+	paths(&p);
+	config(&cfg);
+	if (md_vmnet_pool(&p, &cfg, op, a.count, &out, &err) < 0)
+		md_die(err);
+	md_netcfg_free(&cfg);
+	md_paths_free(&p);
+	if (!strcmp(op, "show") && !md_cli.json) {
+		json_t *slots = json_incref(json_object_get(out, "slots"));
+		const char *e = json_string_value(json_object_get(out, "refill_error"));
+
+		printf("size %d, ready %d (tap %s)\n", (int)json_integer_value(json_object_get(out, "size")),
+		       (int)json_integer_value(json_object_get(out, "ready")),
+		       json_string_value(json_object_get(out, "tap")));
+		if (e)
+			printf("last refill failed: %s\n", e);
+		json_decref(out);
+		return json_array_size(slots) ? print(slots, pool_cols) : (json_decref(slots), 0);
+	}
+	return print(out, NULL);
+}
+
 static const struct md_verb verbs[] = {
 	{ "setup", cmd_setup, "make the host-wide pieces" },
 	{ "teardown", cmd_setup, "remove the host-wide pieces" },
@@ -331,6 +394,7 @@ static const struct md_verb verbs[] = {
 	{ "stats", cmd_simple, "a VM's traffic counters" },
 	{ "gc", cmd_simple, "remove orphans" },
 	{ "exec", cmd_exec, "run a program in a VM's namespace" },
+	{ "pool", cmd_pool, "namespaces made ahead of time" },
 	{ NULL, NULL, NULL },
 };
 

@@ -11,7 +11,11 @@
  * A lease is durable before any kernel object is made for it, so a crash can leave a lease
  * without objects (gc releases it), never the reverse: a tenant's first lease is in its file
  * (written atomically: temp, fsync, rename, fsync dir); later ones are appended to the journal
- * and fdatasync'd — one flush, no new inode, no rename, which is what a create waits for. Every
+ * and fdatasync'd — one flush, no new inode, no rename. With defer_sync (create) that flush runs
+ * on a thread while the kernel objects are made, and create waits for it before it writes the VM's
+ * record and reports success: the line is in the page cache before the first object exists, so
+ * gc sees it after a crash of the process; after a crash of the host the objects are gone too,
+ * and no caller was told the lease exists. Every
  * LOG_MAX lines a lease rewrites the file (durably) and drops the journal instead. A release is
  * appended without a flush: a host crash may bring it back, and gc removes a lease no record
  * holds. A torn last line (a crash inside a write) is ignored and cut off before the next
@@ -19,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -84,6 +89,7 @@ int md_ipam_open(struct md_ipam *ip, const char *data_dir, md_err **err)
 
 	memset(ip, 0, sizeof(*ip));
 	ip->lockfd = -1;
+	ip->sync_fd = -1;
 	ip->dir = md_path_join(data_dir, "net");
 	tdir = md_path_join(ip->dir, "tenants");
 	if (md_mkdir_p(tdir, 0700, err) < 0)
@@ -99,8 +105,32 @@ fail:
 	return -1;
 }
 
+static void *sync_thread(void *arg)
+{
+	struct md_ipam *ip = arg;
+
+	ip->sync_errno = fdatasync(ip->sync_fd) < 0 ? errno : 0;
+	return NULL;
+}
+
+int md_ipam_sync_wait(struct md_ipam *ip, md_err **err)
+{
+	int e;
+
+	if (!ip->syncing)
+		return 0;
+	pthread_join((pthread_t)ip->sync_thread, NULL);
+	ip->syncing = false;
+	close(ip->sync_fd);
+	ip->sync_fd = -1;
+	if ((e = ip->sync_errno) != 0)
+		return md_fail(err, e, "lease journal: fdatasync");
+	return 0;
+}
+
 void md_ipam_close(struct md_ipam *ip)
 {
+	md_ipam_sync_wait(ip, NULL);
 	if (ip->lockfd >= 0)
 		close(ip->lockfd);
 	ip->lockfd = -1;
@@ -219,6 +249,18 @@ static int journal(struct md_ipam *ip, const char *tenant, json_t *rec, json_t *
 	}
 	if (!durable)
 		return 0;
+	if (ip->defer_sync && !created) {
+		pthread_t t;
+
+		ip->sync_fd = fd;
+		if (pthread_create(&t, NULL, sync_thread, ip) == 0) {
+			fd = -1; /* the thread's now; md_ipam_sync_wait closes it */
+			ip->sync_thread = (unsigned long)t;
+			ip->syncing = true;
+			return 0;
+		}
+		ip->sync_fd = -1;
+	}
 	if (fdatasync(fd) < 0)
 		return md_fail(err, errno, "lease journal `%s`: fdatasync", lp);
 	dir = md_path_join(ip->dir, "tenants");

@@ -12,6 +12,12 @@
 struct md_ipam {
 	char *dir;      /* <data_dir>/net */
 	int lockfd;
+	/* md_ipam_lease with defer_sync: the journal's flush runs on a thread while the caller makes
+	 * kernel objects; md_ipam_sync_wait joins it */
+	bool defer_sync;
+	bool syncing;
+	int sync_fd, sync_errno;
+	unsigned long sync_thread;
 };
 
 /* Make the directories and take the exclusive lock (waits up to 30 s, then exit class 4). */
@@ -30,6 +36,10 @@ struct md_lease {
  * tenant's subnets on its first VM. The tenant record is on disk when this returns. */
 int md_ipam_lease(struct md_ipam *ip, const struct md_netcfg *cfg, const char *tenant, const char *id,
 		  const struct md_addr *want4, const struct md_addr *want6, struct md_lease *out, md_err **err);
+
+/* Wait for a deferred flush (md_ipam.defer_sync) to end; 0 when none is pending or it succeeded.
+ * md_ipam_close waits too. */
+int md_ipam_sync_wait(struct md_ipam *ip, md_err **err);
 
 /* Release the VM's addresses; when it was the tenant's last VM the tenant's subnets are released
  * too and *tenant_gone is set. An absent lease is fine. */

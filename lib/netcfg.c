@@ -125,6 +125,15 @@ int md_netcfg_load(struct md_netcfg *c, md_err **err)
 	if (md_ifname_check(v ? v : MD_NET_TAP_DEFAULT, "UNKEY_METALD_NETWORK_TAP", err) < 0)
 		goto fail;
 	snprintf(c->tap, sizeof(c->tap), "%s", v ? v : MD_NET_TAP_DEFAULT);
+	if ((v = env("UNKEY_METALD_NETWORK_POOL"))) {
+		uint64_t n;
+
+		if (md_parse_u64(v, 0, MD_NET_POOL_MAX, &n, err) < 0) {
+			md_err_wrap(err, "UNKEY_METALD_NETWORK_POOL");
+			goto fail;
+		}
+		c->pool = (unsigned)n;
+	}
 	for (int i = 0; i < 2; i++) {
 		const char *var = i ? "UNKEY_METALD_JAILER_GID" : "UNKEY_METALD_JAILER_UID";
 		uint64_t n;

@@ -11,6 +11,7 @@
 #define MD_NET_POOL4_DEFAULT "172.31.0.0/16"
 #define MD_NET_POOL6_DEFAULT "fd6d:6574:616c::/48"
 #define MD_NET_TAP_DEFAULT "tap0"
+#define MD_NET_POOL_MAX 4096
 
 struct md_netcfg {
 	struct md_cidr pool4, pool6;  /* UNKEY_METALD_NETWORK_VM_SUBNET_IPV4 / _IPV6 */
@@ -20,6 +21,7 @@ struct md_netcfg {
 	char *host_allow;             /* UNKEY_METALD_NETWORK_HOST_ALLOW: nft elements "tcp . 53, udp . 53" */
 	char tap[IFNAMSIZ];           /* UNKEY_METALD_NETWORK_TAP */
 	long uid, gid;                /* UNKEY_METALD_JAILER_UID / _GID, -1 when unset */
+	unsigned pool;                /* UNKEY_METALD_NETWORK_POOL: ready namespaces to keep (0: none) */
 };
 
 /* Read the environment over the defaults; any invalid value is an error (exit class 2). */

@@ -1,5 +1,6 @@
 /* Persistent taps made with the tun driver's ioctls (TUNSETIFF, TUNSETOWNER/GROUP, TUNSETPERSIST). */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -10,7 +11,7 @@
 #include "cleanup.h"
 #include "tap.h"
 
-int md_tap_create(const char *name, uid_t uid, gid_t gid, md_err **err)
+static int tap_set(const char *name, uid_t uid, gid_t gid, bool create, md_err **err)
 {
 	_cleanup_close_ int fd = -1;
 	struct ifreq ifr;
@@ -26,11 +27,22 @@ int md_tap_create(const char *name, uid_t uid, gid_t gid, md_err **err)
 	memcpy(ifr.ifr_name, name, strlen(name));
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
 		return md_fail(err, errno, "tap `%s`: TUNSETIFF", name);
+	/* -1 is no owner, which a tap made ownerless (as a pool makes it) already has */
 	if (uid != (uid_t)-1 && ioctl(fd, TUNSETOWNER, (unsigned long)uid) < 0)
 		return md_fail(err, errno, "tap `%s`: TUNSETOWNER %u", name, (unsigned)uid);
 	if (gid != (gid_t)-1 && ioctl(fd, TUNSETGROUP, (unsigned long)gid) < 0)
 		return md_fail(err, errno, "tap `%s`: TUNSETGROUP %u", name, (unsigned)gid);
-	if (ioctl(fd, TUNSETPERSIST, 1UL) < 0)
+	if (create && ioctl(fd, TUNSETPERSIST, 1UL) < 0)
 		return md_fail(err, errno, "tap `%s`: TUNSETPERSIST", name);
 	return 0;
+}
+
+int md_tap_create(const char *name, uid_t uid, gid_t gid, md_err **err)
+{
+	return tap_set(name, uid, gid, true, err);
+}
+
+int md_tap_own(const char *name, uid_t uid, gid_t gid, md_err **err)
+{
+	return tap_set(name, uid, gid, false, err);
 }

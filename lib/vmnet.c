@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <netlink/netlink.h>
 
 #include "cleanup.h"
@@ -74,15 +75,18 @@ static struct md_nft *nft(struct ctx *c, md_err **err)
 /* Test-only fault hook: METALD_FAULT=net-create:STEP kills this process at STEP, to prove that
  * gc recovers from a crash at any point. */
 static uint64_t create_t0;
+static const char *fault_verb = "create"; /* "pool" while filling the pool */
 
 static void fault(const char *step)
 {
 	const char *f = getenv("METALD_FAULT");
+	size_t vl = strlen(fault_verb);
 
 	/* -vv: where a create spends its time (docs/performance.md) */
-	md_debug("create: `%s` done at %.2f ms", step, (double)(md_now_mono_ns() - create_t0) / 1e6);
+	md_debug("%s: `%s` done at %.2f ms", fault_verb, step, (double)(md_now_mono_ns() - create_t0) / 1e6);
 
-	if (f && strncmp(f, "net-create:", 11) == 0 && strcmp(f + 11, step) == 0)
+	if (f && strncmp(f, "net-", 4) == 0 && strncmp(f + 4, fault_verb, vl) == 0 && f[4 + vl] == ':' &&
+	    strcmp(f + 5 + vl, step) == 0)
 		kill(getpid(), SIGKILL);
 }
 
@@ -290,6 +294,12 @@ int md_vmnet_setup(const struct md_paths *p, const struct md_netcfg *cfg, md_err
 		return -1;
 	rc = host_setup(&c, cfg, err);
 	ctx_close(&c);
+	if (rc == 0 && cfg->pool > 0) {
+		json_t *o = NULL;
+
+		rc = md_vmnet_pool(p, cfg, "fill", -1, &o, err);
+		json_decref(o);
+	}
 	return rc;
 }
 
@@ -558,16 +568,15 @@ static int vm_inside(int hostfd, int nsfd, const char *tap, long uid, long gid, 
 	return rc;
 }
 
-static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, json_t *net, md_err **err)
+/* A namespace pinned at `pin` with everything inside (IPv6 off, bridge, tap, the veth's inner end,
+ * enslaved and up) and the veth's host end `link`: on the tenant bridge and up when bridx > 0,
+ * down and on no bridge when 0 (a pool slot). Returns the namespace's fd. */
+static int ns_build(struct ctx *c, const char *pin, const char *tap, long uid, long gid, const char *link, int bridx,
+		    md_err **err)
 {
-	const char *pin = json_string_value(json_object_get(net, "netns"));
-	const char *tap = json_string_value(json_object_get(net, "tap"));
-	const char *link = json_string_value(json_object_get(net, "host_link"));
 	_cleanup_close_ int hostfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	_cleanup_close_ int nsfd = -1;
 	struct nl_sock *vsk = NULL;
-	_cleanup_nf_batch_ struct md_nf_batch b = { 0 };
-	int rc = -1, vbr, vtap, vveth, hidx;
+	int nsfd, vbr, vtap, vveth;
 
 	if (hostfd < 0)
 		return md_fail(err, errno, "open own network namespace");
@@ -575,46 +584,534 @@ static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, js
 	if (nsfd < 0)
 		return -1;
 	fault("netns");
-	if (vm_inside(hostfd, nsfd, tap, r->uid, r->gid, &vsk, err) < 0)
-		goto out;
+	if (vm_inside(hostfd, nsfd, tap, uid, gid, &vsk, err) < 0)
+		goto fail;
 	fault("tap");
 	/* a detached host link of an earlier VM with this id may still wait for the kernel to reap
 	 * its namespace: it is ours by name and claimed by no record (we hold the lock) */
 	if (md_nl_ifindex(c->sk, link, NULL) > 0 && md_nl_link_del(c->sk, link, err) < 0)
-		goto out;
-	if (md_nl_veth_add(c->sk, link, bridx, VM_VETH, nsfd, err) < 0)
-		goto out;
+		goto fail;
+	if (md_nl_veth_add(c->sk, link, bridx, bridx <= 0, VM_VETH, nsfd, err) < 0)
+		goto fail;
 	fault("veth");
 	if ((vbr = md_nl_ifindex(vsk, VM_BRIDGE, err)) <= 0 || (vtap = md_nl_ifindex(vsk, tap, err)) <= 0 ||
 	    (vveth = md_nl_ifindex(vsk, VM_VETH, err)) <= 0) {
 		if (err && !*err)
 			md_fail(err, ENODEV, "link missing in `%s`", pin);
-		goto out;
+		goto fail;
 	}
 	if (md_nl_link_up(vsk, vtap, vbr, err) < 0 || md_nl_link_up(vsk, vveth, vbr, err) < 0)
-		goto out;
-	if (r->rx_rate || r->tx_rate) {
-		if ((hidx = md_nl_ifindex(c->sk, link, err)) <= 0) {
-			if (err && !*err)
-				md_fail(err, ENODEV, "link `%s` vanished", link);
-			goto out;
-		}
-		/* rx (to the guest) shapes the host side's egress; tx (from the guest) the VM side's */
-		if ((r->rx_rate && md_nl_tbf(c->sk, hidx, r->rx_rate, r->rx_burst, err) < 0) ||
-		    (r->tx_rate && md_nl_tbf(vsk, vveth, r->tx_rate, r->tx_burst, err) < 0))
-			goto out;
+		goto fail;
+	md_nl_close(vsk);
+	return nsfd;
+fail:
+	md_nl_close(vsk);
+	close(nsfd);
+	return -1;
+}
+
+static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *net, int *idx, md_err **err);
+static char *pool_dir(const struct md_paths *p);
+
+/* Token buckets: rx (to the guest) on the host end's egress, tx (from the guest) on the inner
+ * end's. */
+static int vm_rates(struct ctx *c, const struct md_vmnet_req *r, const char *pin, const char *link, md_err **err)
+{
+	_cleanup_close_ int hostfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int nsfd = -1;
+	struct nl_sock *vsk = NULL;
+	int hidx, vveth = -1, rc = -1;
+
+	if (hostfd < 0)
+		return md_fail(err, errno, "open own network namespace");
+	if ((nsfd = md_netns_open(pin, err)) < 0 || md_netns_enter(nsfd, err) < 0)
+		return -1;
+	if (md_nl_open(&vsk, err) == 0)
+		vveth = md_nl_ifindex(vsk, VM_VETH, err);
+	if (md_netns_enter(hostfd, NULL) < 0) {
+		md_fail(err, errno, "cannot return to the host namespace");
+		md_die(*err);
 	}
+	if (vveth < 0 || (hidx = md_nl_ifindex(c->sk, link, err)) < 0)
+		goto out;
+	if (vveth == 0 || hidx == 0) {
+		md_fail(err, ENODEV, "link `%s` vanished", vveth == 0 ? VM_VETH : link);
+		goto out;
+	}
+	if ((r->rx_rate && md_nl_tbf(c->sk, hidx, r->rx_rate, r->rx_burst, err) < 0) ||
+	    (r->tx_rate && md_nl_tbf(vsk, vveth, r->tx_rate, r->tx_burst, err) < 0))
+		goto out;
+	rc = 0;
+out:
+	md_nl_close(vsk);
+	return rc;
+}
+
+static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, json_t *net, md_err **err)
+{
+	const char *pin = json_string_value(json_object_get(net, "netns"));
+	const char *tap = json_string_value(json_object_get(net, "tap"));
+	_cleanup_nf_batch_ struct md_nf_batch b = { 0 };
+	int claimed, nsfd, idx;
+
+	/* a namespace made ahead of time if the pool has one that fits, else a new one */
+	if ((claimed = pool_claim(c, r, net, &idx, err)) < 0)
+		return -1;
+	if (!claimed) {
+		if ((nsfd = ns_build(c, pin, tap, r->uid, r->gid, json_string_value(json_object_get(net, "host_link")),
+				     bridx, err)) < 0)
+			return -1;
+		close(nsfd);
+	}
+	if ((r->rx_rate || r->tx_rate) &&
+	    vm_rates(c, r, pin, json_string_value(json_object_get(net, "host_link")), err) < 0)
+		return -1;
 	fault("tc");
 	if (md_rules_vm(&b, net, true) < 0 || elements_add(&b, err) < 0) {
 		if (err && !*err)
 			md_fail(err, EINVAL, "VM rules: damaged network object");
-		md_err_wrap(err, "VM rules");
-		goto out;
+		return md_err_wrap(err, "VM rules");
 	}
 	fault("nft");
+	/* a claimed slot's link joins the tenant bridge only now that its set elements guard it */
+	if (claimed && md_nl_link_up(c->sk, idx, bridx, err) < 0)
+		return -1;
+	if (claimed)
+		fault("veth");
+	return 0;
+}
+
+static bool strv_has(char **v, const char *s)
+{
+	for (; v && *v; v++)
+		if (strcmp(*v, s) == 0)
+			return true;
+	return false;
+}
+
+static void note(json_t *out, const char *what, const char *name)
+{
+	json_array_append_new(out, json_pack("{s:s, s:s}", "removed", what, "name", name));
+}
+
+/* ---- the pool: VM namespaces made ahead of time ----
+ *
+ * A slot is what ns_build makes for a VM, under names of its own: the pin <netns dir>/mdpool-<hex>
+ * (12 hex digits, random), the host link mdp<hex>, down and on no bridge, and, made last, the empty
+ * file <data>/net/pool/<hex>.<tap>. Fillers hold pool/lock (never the global lock, so creates go
+ * on while the pool fills). create claims a slot under the global lock by removing its file
+ * first; then it moves the pin to the VM's, gives the tap to the VM's uid/gid, and renames the host
+ * link to the VM's, puts it on the tenant bridge and brings it up in one request. gc and teardown
+ * hold both locks (global first). Any slot whose file or objects are incomplete is half-made (an
+ * interrupted fill or claim) and gc removes what is left of it. */
+
+#define POOL_PIN "mdpool-"
+#define POOL_LINK "mdp"
+
+static char *pool_dir(const struct md_paths *p)
+{
+	return md_strdup_printf("%s/net/pool", p->data_dir);
+}
+
+static char *pool_pin(const struct md_paths *p, const char *hex)
+{
+	return md_strdup_printf("%s/" POOL_PIN "%s", p->netns_dir, hex);
+}
+
+static void pool_link(const char *hex, char out[IFNAMSIZ])
+{
+	snprintf(out, IFNAMSIZ, POOL_LINK "%.12s", hex);
+}
+
+static bool is_hex12(const char *s)
+{
+	for (int i = 0; i < 12; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* A slot file's name, split: 12 hex digits, '.', the tap name. */
+static const char *slot_tap(const char *name)
+{
+	return strlen(name) > 13 && is_hex12(name) && name[12] == '.' ? name + 13 : NULL;
+}
+
+/* Remove whatever exists of a slot (file, pin, host link; the namespace goes with its pin). */
+static int slot_remove(struct ctx *c, const char *dir, const char *name, md_err **err)
+{
+	char hex[13], link[IFNAMSIZ];
+	_cleanup_free_ char *pin = NULL, *file = NULL;
+
+	snprintf(hex, sizeof(hex), "%.12s", name);
+	pin = pool_pin(c->p, hex);
+	pool_link(hex, link);
+	if (md_nl_link_del(c->sk, link, err) < 0 || md_netns_remove(pin, err) < 0)
+		return -1;
+	if (strlen(name) > 12) {
+		file = md_path_join(dir, name);
+		if (unlink(file) < 0 && errno != ENOENT)
+			return md_fail(err, errno, "remove `%s`", file);
+	}
+	return 0;
+}
+
+/* Take a pool slot whose tap has the VM's tap name: remove its file (the claim: from then on the
+ * slot is this VM's, or what is left of it is gc's), give its tap to the VM's uid/gid, move its pin
+ * to the VM's name; its host link becomes the VM's (not renamed: a rename costs more than the
+ * rest of the claim) and *idx its ifindex. 1: claimed, 0: no slot fits (the caller builds a
+ * namespace), -1: failed (what is left of the slot is removed). */
+static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *net, int *idx, md_err **err)
+{
+	const char *tap = json_string_value(json_object_get(net, "tap"));
+	const char *pin = json_string_value(json_object_get(net, "netns"));
+	_cleanup_free_ char *dir = pool_dir(c->p), *ppin = NULL;
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	_cleanup_close_ int nsfd = -1, hostfd = -1;
+	char hex[13], link[IFNAMSIZ];
+	struct dirent *de;
+	int rc;
+
+	*idx = 0;
+	while (d && (de = readdir(d))) {
+		const char *st = slot_tap(de->d_name);
+		_cleanup_free_ char *file = NULL;
+
+		if (st == NULL || strcmp(st, tap))
+			continue;
+		snprintf(hex, sizeof(hex), "%.12s", de->d_name);
+		file = md_path_join(dir, de->d_name);
+		if (unlink(file) < 0)
+			continue;
+		free(ppin);
+		ppin = pool_pin(c->p, hex);
+		pool_link(hex, link);
+		nsfd = md_netns_open(ppin, NULL);
+		*idx = nsfd < 0 ? -1 : md_nl_ifindex(c->sk, link, NULL);
+		if (*idx > 0)
+			break;
+		/* half gone (a piece removed by hand): clear it, try the next */
+		if (nsfd >= 0)
+			close(steal_fd(&nsfd));
+		(void)slot_remove(c, dir, hex, NULL);
+		*idx = 0;
+	}
+	if (*idx <= 0)
+		return 0;
+	md_debug("create: claimed pool slot %s", hex);
+	json_object_set_new(net, "host_link", json_string(link));
+	fault("claim");
+	if (r->uid >= 0 || r->gid >= 0) {
+		if ((hostfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) {
+			md_fail(err, errno, "open own network namespace");
+			goto fail;
+		}
+		if (md_netns_enter(nsfd, err) < 0)
+			goto fail;
+		rc = md_tap_own(tap, (uid_t)r->uid, (gid_t)r->gid, err);
+		if (md_netns_enter(hostfd, NULL) < 0) {
+			md_fail(err, errno, "cannot return to the host namespace");
+			md_die(*err);
+		}
+		if (rc < 0)
+			goto fail;
+	}
+	fault("tap");
+	if (md_netns_move(nsfd, ppin, pin, err) < 0)
+		goto fail;
+	fault("pin");
+	return 1;
+fail:
+	/* the VM's undo removes its pin and detaches its link; what still has the slot's names goes */
+	(void)slot_remove(c, dir, hex, NULL);
+	return md_err_wrap(err, "pool slot %s", hex);
+}
+
+/* Slot file names (<hex>.<tap>), or with all=false only those of `tap`. */
+static char **pool_slots(const char *dir, const char *tap, bool all)
+{
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	struct dirent *de;
+	char **v = calloc(1, sizeof(char *));
+	size_t n = 0;
+
+	while (d && (de = readdir(d))) {
+		const char *t = slot_tap(de->d_name);
+
+		if (t == NULL || (!all && strcmp(t, tap)))
+			continue;
+		v = realloc(v, (n + 2) * sizeof(char *));
+		v[n++] = strdup(de->d_name);
+		v[n] = NULL;
+	}
+	qsort(v, n, sizeof(char *), cmp_str);
+	return v;
+}
+
+static size_t strv_len(char **v)
+{
+	size_t n = 0;
+
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+/* Open a context without the global lock (fillers do not stop creates), holding pool/lock. */
+static int pool_open(struct ctx *c, const struct md_paths *p, uint64_t wait_ns, int *lockfd, md_err **err)
+{
+	_cleanup_free_ char *dir = pool_dir(p), *lock = NULL;
+
+	memset(c, 0, sizeof(*c));
+	c->ip.lockfd = -1;
+	c->p = p;
+	if (md_mkdir_p(dir, 0700, err) < 0 || md_mkdir_p(p->netns_dir, 0755, err) < 0)
+		return -1;
+	lock = md_path_join(dir, "lock");
+	if ((*lockfd = md_lock(lock, true, wait_ns, err)) < 0)
+		return -1;
+	if (md_nl_open(&c->sk, err) < 0) {
+		close(steal_fd(lockfd));
+		return -1;
+	}
+	return 0;
+}
+
+/* Make slots until `want` of them are ready; *ready: how many are. */
+static int pool_fill(struct ctx *c, const struct md_netcfg *cfg, unsigned want, unsigned *made, unsigned *ready,
+		     md_err **err)
+{
+	_cleanup_free_ char *dir = pool_dir(c->p);
+	char **have = pool_slots(dir, cfg->tap, false);
+	size_t n = strv_len(have);
+
+	md_strv_free(have);
+	*made = 0;
+	*ready = (unsigned)n;
+	fault_verb = "pool";
+	for (; n < want; n++) {
+		char hex[13], link[IFNAMSIZ];
+		uint8_t rnd[6];
+		_cleanup_free_ char *pin = NULL, *file = NULL;
+		int nsfd, fd;
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return md_fail(err, errno, "pool: getrandom");
+		for (int i = 0; i < 6; i++)
+			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+		pin = pool_pin(c->p, hex);
+		pool_link(hex, link);
+		create_t0 = md_now_mono_ns();
+		if ((nsfd = ns_build(c, pin, cfg->tap, -1, -1, link, 0, err)) < 0)
+			goto fail;
+		close(nsfd);
+		file = md_strdup_printf("%s/%s.%s", dir, hex, cfg->tap);
+		if ((fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+			md_fail(err, errno, "pool slot `%s`", file);
+			goto fail;
+		}
+		close(fd);
+		fault("ready");
+		(*made)++;
+		(*ready)++;
+		continue;
+fail:
+		(void)slot_remove(c, dir, hex, NULL);
+		fault_verb = "create";
+		return md_err_wrap(err, "pool: make slot %s", hex);
+	}
+	fault_verb = "create";
+	return 0;
+}
+
+/* Remove slots: all of them (drain), or only the half-made ones and those of another tap name (gc),
+ * and every pool pin and link that neither a slot nor a VM (`vm_links`, the host links records
+ * name) holds. Called with both locks held. */
+static int pool_sweep(struct ctx *c, const struct md_netcfg *cfg, bool all, char **vm_links, json_t *done,
+		      md_err **err)
+{
+	_cleanup_free_ char *dir = pool_dir(c->p);
+	char **files = pool_slots(dir, NULL, true), **keep = calloc(1, sizeof(char *)), **links = NULL;
+	size_t nk = 0;
+	_cleanup_closedir_ DIR *d = NULL;
+	struct dirent *de;
+	int rc = -1;
+
+	for (char **f = files; *f; f++) {
+		char hex[13], link[IFNAMSIZ];
+		_cleanup_free_ char *pin = NULL;
+		int master = -1;
+		bool up = true, ok;
+
+		snprintf(hex, sizeof(hex), "%.12s", *f);
+		pin = pool_pin(c->p, hex);
+		pool_link(hex, link);
+		ok = !all && cfg && !strcmp(slot_tap(*f), cfg->tap) && md_netns_pinned(pin) &&
+		     md_nl_link_state(c->sk, link, &master, &up, NULL) > 0 && master == 0 && !up;
+		if (ok) {
+			keep = realloc(keep, (nk + 2) * sizeof(char *));
+			keep[nk++] = strdup(hex);
+			keep[nk] = NULL;
+			continue;
+		}
+		if (slot_remove(c, dir, *f, err) < 0)
+			goto out;
+		if (done)
+			note(done, "pool slot", hex);
+	}
+	/* pins and links of slots whose file was never made (an interrupted fill) or is gone (an
+	 * interrupted claim) */
+	d = opendir(c->p->netns_dir);
+	while (d && (de = readdir(d))) {
+		const char *hex = de->d_name + strlen(POOL_PIN);
+
+		if (strncmp(de->d_name, POOL_PIN, strlen(POOL_PIN)) || strlen(hex) != 12 || !is_hex12(hex) ||
+		    strv_has(keep, hex))
+			continue;
+		if (slot_remove(c, dir, hex, err) < 0)
+			goto out;
+		if (done)
+			note(done, "pool slot", hex);
+	}
+	if (md_nl_links(c->sk, POOL_LINK, &links, err) < 0)
+		goto out;
+	for (char **l = links; *l; l++) {
+		const char *hex = *l + strlen(POOL_LINK);
+
+		if (strlen(hex) != 12 || !is_hex12(hex) || strv_has(keep, hex) || strv_has(vm_links, *l))
+			continue;
+		if (md_nl_link_del(c->sk, *l, err) < 0)
+			goto out;
+		if (done)
+			note(done, "pool link", *l);
+	}
 	rc = 0;
 out:
-	md_nl_close(vsk);
+	md_strv_free(files);
+	md_strv_free(keep);
+	md_strv_free(links);
+	return rc;
+}
+
+/* Top the pool up in the background after a create: a child in its own session, holding none of
+ * the caller's files, that gives up at once if another filler runs. Its last error is kept in
+ * pool/error for `metald-net pool`. */
+static void pool_refill_spawn(const struct md_paths *p, const struct md_netcfg *cfg)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return; /* the parent (or fork failed: the next create or `pool fill` tops up) */
+	{
+		struct ctx c;
+		md_err *e = NULL;
+		unsigned made, ready;
+		int lockfd = -1, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+		_cleanup_free_ char *dir = pool_dir(p), *ef = md_path_join(dir, "error");
+
+		setsid();
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+		}
+		close_range(3, ~0U, 0);
+		if (pool_open(&c, p, 0, &lockfd, &e) < 0) {
+			md_err_free(&e);
+			_exit(0); /* another filler has the lock */
+		}
+		if (pool_fill(&c, cfg, cfg->pool, &made, &ready, &e) < 0) {
+			_cleanup_free_ char *msg = md_strdup_printf("%s\n", e->msg);
+
+			(void)md_write_atomic(ef, msg, strlen(msg), 0600, NULL);
+			_exit(1);
+		}
+		unlink(ef);
+		_exit(0);
+	}
+}
+
+int md_vmnet_pool(const struct md_paths *p, const struct md_netcfg *cfg, const char *op, long count, json_t **out,
+		  md_err **err)
+{
+	struct ctx c;
+	_cleanup_free_ char *dir = pool_dir(p), *ef = NULL;
+	int lockfd = -1, rc = -1;
+	unsigned made = 0, ready = 0;
+	json_t *done = NULL;
+
+	if (!strcmp(op, "show")) {
+		char **files = pool_slots(dir, NULL, true);
+		json_t *slots = json_array();
+		size_t nready = 0;
+		_cleanup_free_ char *msg = NULL;
+
+		for (char **f = files; *f; f++) {
+			char hex[13], link[IFNAMSIZ];
+			_cleanup_free_ char *pin = NULL;
+
+			snprintf(hex, sizeof(hex), "%.12s", *f);
+			pin = pool_pin(p, hex);
+			pool_link(hex, link);
+			nready += !strcmp(slot_tap(*f), cfg->tap);
+			json_array_append_new(slots, json_pack("{s:s, s:s, s:s, s:s}", "slot", hex, "tap", slot_tap(*f),
+							       "netns", pin, "host_link", link));
+		}
+		md_strv_free(files);
+		ef = md_path_join(dir, "error");
+		if (md_read_file(ef, &msg, NULL, NULL) == 0)
+			msg[strcspn(msg, "\n")] = 0;
+		*out = json_pack("{s:i, s:s, s:i, s:o, s:s?}", "size", (int)cfg->pool, "tap", cfg->tap, "ready", (int)nready,
+				 "slots", slots, "refill_error", msg);
+		return 0;
+	}
+	if (!strcmp(op, "fill")) {
+		unsigned want = count >= 0 ? (unsigned)count : cfg->pool;
+
+		if (count < 0 && cfg->pool == 0)
+			return md_usage(err, "pool fill: how many? (--count N, or set UNKEY_METALD_NETWORK_POOL)");
+		if (pool_open(&c, p, 30ULL * 1000000000ULL, &lockfd, err) < 0)
+			return -1;
+		rc = pool_fill(&c, cfg, want, &made, &ready, err);
+		if (rc == 0) {
+			ef = md_path_join(dir, "error");
+			unlink(ef);
+			*out = json_pack("{s:i, s:i}", "made", (int)made, "ready", (int)ready);
+		}
+	} else { /* drain: both locks, as gc, so no create is between claim and record */
+		_cleanup_free_ char *lock = md_path_join(dir, "lock");
+		char **ids, **links = calloc(1, sizeof(char *));
+		size_t n = 0;
+
+		if (ctx_open(&c, p, true, err) < 0)
+			return -1;
+		if (md_mkdir_p(dir, 0700, err) < 0 || (lockfd = md_lock(lock, true, 30ULL * 1000000000ULL, err)) < 0) {
+			md_strv_free(links);
+			ctx_close(&c);
+			return -1;
+		}
+		ids = record_ids(&c);
+		for (char **i = ids; *i; i++) {
+			_cleanup_json_ json_t *rec = NULL;
+			const char *l;
+
+			if (record_read(&c, *i, &rec, NULL) == 0 &&
+			    (l = json_string_value(json_object_get(json_object_get(rec, "net"), "host_link")))) {
+				links = realloc(links, (n + 2) * sizeof(char *));
+				links[n++] = strdup(l);
+				links[n] = NULL;
+			}
+		}
+		md_strv_free(ids);
+		done = json_array();
+		rc = pool_sweep(&c, NULL, true, links, done, err);
+		if (rc == 0)
+			*out = json_pack("{s:i}", "removed", (int)json_array_size(done));
+		json_decref(done);
+		md_strv_free(links);
+	}
+	close(lockfd);
+	ctx_close(&c);
 	return rc;
 }
 
@@ -648,6 +1145,8 @@ int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const
 	if (ensure_setup(&c, cfg, err) < 0)
 		goto fail;
 	fault("setup");
+	/* the lease's flush overlaps the kernel work below; it ends before the record is written */
+	c.ip.defer_sync = true;
 	if (md_ipam_lease(&c.ip, cfg, r->tenant, r->id, r->have4 ? &r->want4 : NULL, r->have6 ? &r->want6 : NULL, &l,
 			  err) < 0)
 		goto fail;
@@ -668,11 +1167,16 @@ int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const
 	fault("bridge");
 	if (vm_objects(&c, &req, bridx, json_object_get(rec, "net"), err) < 0)
 		goto undo;
+	if (md_ipam_sync_wait(&c.ip, err) < 0)
+		goto undo;
+	fault("sync");
 	if (record_write(&c, rec, "ready", err) < 0)
 		goto undo;
 	fault("ready");
 	*out = json_incref(json_object_get(rec, "net"));
 	ctx_close(&c);
+	if (cfg->pool > 0)
+		pool_refill_spawn(p, cfg);
 	return 0;
 undo:
 	md_err_wrap(err, "create `%s`", r->id);
@@ -787,19 +1291,6 @@ fail:
 	return -1;
 }
 
-static bool strv_has(char **v, const char *s)
-{
-	for (; v && *v; v++)
-		if (strcmp(*v, s) == 0)
-			return true;
-	return false;
-}
-
-static void note(json_t *out, const char *what, const char *name)
-{
-	json_array_append_new(out, json_pack("{s:s, s:s}", "removed", what, "name", name));
-}
-
 int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **out, md_err **err)
 {
 	struct ctx c;
@@ -907,6 +1398,18 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 		if (md_netns_remove(pin, err) < 0)
 			goto out;
 		note(done, "netns", pin);
+	}
+	/* 3b. the pool's half-made slots (and those of another tap name) */
+	{
+		_cleanup_free_ char *dir = pool_dir(p), *lock = md_path_join(dir, "lock");
+		int plock, prc;
+
+		if (md_mkdir_p(dir, 0700, err) < 0 || (plock = md_lock(lock, true, 30ULL * 1000000000ULL, err)) < 0)
+			goto out;
+		prc = pool_sweep(&c, cfg, false, keep_links, done, err);
+		close(plock);
+		if (prc < 0)
+			goto out;
 	}
 	/* 4. published ports of VMs that are gone */
 	{
@@ -1017,6 +1520,15 @@ int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
 			_cleanup_json_ json_t *rec = NULL;
 			if (record_read(&c, *i, &rec, NULL) == 0)
 				rc = vm_destroy(&c, rec, err);
+		}
+		if (rc == 0) {
+			_cleanup_free_ char *dir = pool_dir(p), *lock = md_path_join(dir, "lock");
+			int plock = md_mkdir_p(dir, 0700, err) < 0 ? -1 : md_lock(lock, true, 30ULL * 1000000000ULL, err);
+
+			/* the pool's slots, made ahead for VMs that will not come now */
+			rc = plock < 0 ? -1 : pool_sweep(&c, NULL, true, NULL, NULL, err);
+			if (plock >= 0)
+				close(plock);
 		}
 		if (rc == 0) {
 			_cleanup_free_ char *rpath = md_path_join(c.ip.dir, "sysctl-restore.json");

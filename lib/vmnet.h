@@ -42,6 +42,11 @@ int md_vmnet_stats(const struct md_paths *p, const char *id, json_t **out, md_er
 /* Remove what no record claims and records whose objects are gone, restore missing rules;
  * *out lists what was done. */
 int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **out, md_err **err);
+/* The pool of namespaces made ahead of time: op "show" (*out: size, tap, ready, slots,
+ * refill_error), "fill" (until `count` slots are ready; count < 0: UNKEY_METALD_NETWORK_POOL) or
+ * "drain" (remove every slot). */
+int md_vmnet_pool(const struct md_paths *p, const struct md_netcfg *cfg, const char *op, long count, json_t **out,
+		  md_err **err);
 /* Enter the VM's namespace and exec argv; returns only on failure (exit class 125/126/127). */
 int md_vmnet_exec(const struct md_paths *p, const char *id, char **argv, md_err **err);
 

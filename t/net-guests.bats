@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # metald-net with real guests: three QEMU microvm guests (TCG) on taps made by metald-net,
-# two of tenant A and one of tenant B, booted once for the file.
+# two of tenant A (a2's namespace from the pool) and one of tenant B, booted once for the file.
 
 load helpers/common
 load helpers/net
@@ -40,6 +40,8 @@ setup_file() {
 	in_up ip addr add 169.254.169.254/32 dev lo
 	in_host ip route add 169.254.169.254/32 via "$MD_UP4"
 	net create --id a1 --tenant ta --publish 8080:80 --json > "$GD/a1.json"
+	# a2 takes a namespace made ahead of time (`pool`): the spoofing test below runs on it
+	net pool fill --count 1 >/dev/null
 	net create --id a2 --tenant ta --json > "$GD/a2.json"
 	net create --id b1 --tenant tb --json > "$GD/b1.json"
 	boot a1; boot a2; boot b1
@@ -70,6 +72,8 @@ setup() {
 }
 
 @test "guests come up with the addresses and MAC metald-net gave them" {
+	[[ "$(js a2 .host_link)" == mdp* ]] # from the pool
+	[[ "$(js a1 .host_link)" == mdv* ]]
 	for vm in a1 a2 b1; do
 		grep -q "METALD-GUEST-READY ipv4=$(js $vm .ipv4.address)/24 ipv6=$(js $vm .ipv6.address)/64 mac=$(js $vm .mac)" "$GD/$vm.log"
 	done

@@ -140,6 +140,128 @@ teardown() { net_teardown; }
 	done
 }
 
+@test "pool: fill, show, a create takes a slot (pin, tap owner, link, rules), drain; bad input" {
+	run_code 0 net pool --json
+	[ "$(jq -c '[.size, .ready, .slots]' <<<"$output")" = '[0,0,[]]' ]
+	run_code 2 net pool fill
+	[[ "$output" == *"how many?"*"UNKEY_METALD_NETWORK_POOL"* ]]
+	run_code 2 net pool fill --count 5000
+	run_code 2 net pool fill --count -1
+	run_code 2 net pool refill
+	[[ "$output" == *"unknown sub-command \`refill\`"* ]]
+	run_code 2 net pool drain --count 1
+	run_code 2 net gc --count 1
+	UNKEY_METALD_NETWORK_POOL=lots run_code 2 net pool
+	[[ "$output" == *UNKEY_METALD_NETWORK_POOL* ]]
+	run_code 0 net pool fill --count 3 --json
+	[ "$(jq -c '[.made, .ready]' <<<"$output")" = '[3,3]' ]
+	run_code 0 net pool fill --count 2 --json
+	[ "$(jq -c '[.made, .ready]' <<<"$output")" = '[0,3]' ]
+	run_code 0 net pool --json
+	local pool=$output slot link
+	[ "$(jq '.slots | length' <<<"$pool")" = 3 ]
+	for slot in $(jq -r '.slots[].slot' <<<"$pool"); do
+		# a slot: pinned namespace with bridge, tap and veth inside; host link down, on no bridge
+		nsenter --net="$NET_ROOT/netns/mdpool-$slot" ip -o link show tap0 | grep -q 'master br0'
+		nsenter --net="$NET_ROOT/netns/mdpool-$slot" ip -o link show veth0 | grep -q 'master br0'
+		in_hostns ip -o link show "mdp$slot" | grep -q 'state DOWN'
+		! in_hostns ip -o link show "mdp$slot" | grep -q master
+	done
+	# text output: a line with the counts, then the slots
+	run_code 0 net pool
+	[[ "${lines[0]}" == "size 0, ready 3 (tap tap0)" ]]
+	run_code 0 net create --id a1 --tenant ta --uid 4242 --gid 4343 --json
+	local j=$output
+	link=$(jq -r .host_link <<<"$j")
+	slot=${link#mdp}
+	[[ "$link" == mdp* ]]
+	jq -e --arg s "$slot" '.slots | map(.slot) | index($s) != null' <<<"$pool"
+	[ "$(jq -r .netns <<<"$j")" = "$NET_ROOT/netns/metald-a1" ]
+	[ ! -e "$NET_ROOT/netns/mdpool-$slot" ]
+	net exec --id a1 -- ip -d link show tap0 | grep -q 'user 4242 group 4343'
+	in_hostns ip -o link show "$link" | grep -q 'master mdt.*state UP'
+	in_hostns nft list set bridge metald macs | grep -q "\"$link\" . $(jq -r .mac <<<"$j") comment \"vm:a1\""
+	run_code 0 net pool --json
+	[ "$(jq .ready <<<"$output")" = 2 ]
+	# a tap name the slots do not have: a namespace of its own
+	run_code 0 net create --id a2 --tenant ta --tap vmtap --json
+	[[ "$(jq -r .host_link <<<"$output")" == mdv* ]]
+	# the slots are made for one tap name: under another, none is ready and gc removes them
+	UNKEY_METALD_NETWORK_TAP=tap9 run_code 0 net pool --json
+	[ "$(jq -c '[.ready, (.slots | length)]' <<<"$output")" = '[0,2]' ]
+	run_code 0 net show --id a1
+	run_code 0 net pool drain --json
+	[ "$(jq .removed <<<"$output")" = 2 ]
+	# drain leaves the VMs that took slots alone
+	in_hostns ip -o link show "$link" | grep -q 'state UP'
+	run_code 0 net pool fill --count 1
+	UNKEY_METALD_NETWORK_TAP=tap9 run_code 0 net gc --json
+	jq -e 'map(select(.removed == "pool slot")) | length == 1' <<<"$output"
+	jq -e 'map(select(.name == "a1")) | length == 0' <<<"$output"
+	run_code 0 net delete --id a1
+	run_code 0 net delete --id a2
+	net_none
+}
+
+@test "pool: creates top it up in the background; concurrent creates share it; teardown empties it" {
+	local i
+	UNKEY_METALD_NETWORK_POOL=3 run_code 0 net setup
+	run_code 0 net pool --json
+	[ "$(jq .ready <<<"$output")" = 3 ]
+	for i in 1 2 3 4 5 6; do
+		UNKEY_METALD_NETWORK_POOL=3 net create --id "c$i" --tenant "t$((i % 2))" --uid "$((5000 + i))" --gid 5000 \
+			--json > "$BATS_TEST_TMPDIR/c$i.json" &
+	done
+	wait
+	[ "$(net list --json | jq length)" = 6 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .ipv4.address | sort -u | wc -l)" = 6 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .host_link | sort -u | wc -l)" = 6 ]
+	for i in 1 2 3 4 5 6; do
+		in_hostns ip -o link show "$(jq -r .host_link "$BATS_TEST_TMPDIR/c$i.json")" | grep -q 'master mdt.*state UP'
+		net exec --id "c$i" -- ip -d link show tap0 | grep -q "user $((5000 + i)) group 5000"
+	done
+	# at least the first three took slots made by setup
+	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .host_link | grep -c '^mdp')" -ge 3 ]
+	# `pool fill` waits for a refill in progress; the pool is full again
+	UNKEY_METALD_NETWORK_POOL=3 run_code 0 net pool fill --json
+	run_code 0 net pool --json
+	[ "$(jq -c '[.ready, .refill_error]' <<<"$output")" = '[3,null]' ]
+	run_code 0 net teardown --force
+	run_code 0 net pool --json
+	[ "$(jq .ready <<<"$output")" = 0 ]
+	net_none
+}
+
+@test "crash safety: kill -9 at every step of a claim and of a fill, then gc leaves nothing" {
+	local step
+	for step in claim tap pin tc nft veth ready; do
+		run_code 0 net pool fill --count 1
+		METALD_FAULT=net-create:$step run net create --id c1 --tenant tc --uid 7 --gid 7 --publish 9000:90 --rate rx=1M
+		[ "$status" -eq 137 ] || { echo "step $step: status $status: $output" >&2; return 1; }
+		run_code 0 net gc --json
+		if [ "$step" = ready ]; then
+			run_code 0 net show --id c1
+			run_code 0 net delete --id c1
+		fi
+		net_none || { echo "after step $step" >&2; return 1; }
+	done
+	for step in netns tap veth ready; do
+		METALD_FAULT=net-pool:$step run net pool fill --count 2
+		[ "$status" -eq 137 ] || { echo "fill step $step: status $status: $output" >&2; return 1; }
+		run_code 0 net gc --json
+		run_code 0 net pool --json
+		# the slot finished before the kill stays; a half-made one is gone
+		[ "$(jq .ready <<<"$output")" = "$([ "$step" = ready ] && echo 1 || echo 0)" ]
+		run_code 0 net pool drain
+		net_none || { echo "after fill step $step" >&2; return 1; }
+	done
+	run_code 0 net pool fill --count 1
+	run_code 0 net create --id c1 --tenant tc --uid 7 --gid 7
+	run_code 0 net delete --id c1
+	run_code 0 net pool drain
+	net_none
+}
+
 @test "gc removes orphans: a pin, a link and set elements no record claims; records whose objects are gone" {
 	run_code 0 net create --id a1 --tenant ta --json
 	link=$(jq -r .host_link <<<"$output")

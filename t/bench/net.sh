@@ -41,13 +41,38 @@ median() { sort -n | awk '{a[NR]=$1} END {m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + 
 : > "$ROOT/create.ns"; : > "$ROOT/delete.ns"
 H "$BIN" setup
 for i in $(seq 1 "$N"); do
-	t=${EPOCHREALTIME/./}; H "$BIN" create --id "v$i" --tenant "t$((i % 4))" >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/create.ns"
+	t=${EPOCHREALTIME/./}; H "$BIN" create --id "v$i" --tenant "t$((i % 4))" --uid 1000 --gid 1000 >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/create.ns"
 done
 for i in $(seq 1 "$N"); do
 	t=${EPOCHREALTIME/./}; H "$BIN" delete --id "v$i"; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/delete.ns"
 done
 mc=$(median < "$ROOT/create.ns"); md=$(median < "$ROOT/delete.ns")
 mcl=$(minimum < "$ROOT/create.ns"); mdl=$(minimum < "$ROOT/delete.ns")
+
+# --- metald-net with a pool of namespaces made beforehand (`pool fill`, timed on its own) ---
+: > "$ROOT/pcreate.ns"
+t=${EPOCHREALTIME/./}; H "$BIN" pool fill --count "$N" >/dev/null; fill=$(( (${EPOCHREALTIME/./} - t) * 1000 / N ))
+for i in $(seq 1 "$N"); do
+	t=${EPOCHREALTIME/./}; H "$BIN" create --id "p$i" --tenant "t$((i % 4))" --uid 1000 --gid 1000 >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/pcreate.ns"
+done
+for i in $(seq 1 "$N"); do H "$BIN" delete --id "p$i"; done
+mp=$(median < "$ROOT/pcreate.ns"); mpl=$(minimum < "$ROOT/pcreate.ns")
+fill=$(awk -v n="$fill" 'BEGIN{printf "%.2f", n / 1e6}')
+
+# --- and with UNKEY_METALD_NETWORK_POOL=8: each create tops the pool up in the background, and the
+# next create follows at once (the refill competes with it for the CPUs and the kernel's locks) ---
+: > "$ROOT/rcreate.ns"
+export UNKEY_METALD_NETWORK_POOL=8
+H "$BIN" pool fill >/dev/null
+for i in $(seq 1 "$N"); do
+	t=${EPOCHREALTIME/./}; H "$BIN" create --id "r$i" --tenant "t$((i % 4))" --uid 1000 --gid 1000 >/dev/null; echo $(( (${EPOCHREALTIME/./} - t) * 1000 )) >> "$ROOT/rcreate.ns"
+done
+H "$BIN" pool fill >/dev/null # waits for the last refill
+claimed=$(grep -c '"host_link": "mdp' "$ROOT"/data/net/vms/r*.json | awk -F: '{s += $NF} END {print s}')
+for i in $(seq 1 "$N"); do H "$BIN" delete --id "r$i"; done
+unset UNKEY_METALD_NETWORK_POOL
+H "$BIN" pool drain >/dev/null
+mr=$(median < "$ROOT/rcreate.ns"); mrl=$(minimum < "$ROOT/rcreate.ns")
 
 # 1st vs 500th: medians of the first and last 10 creates of BIG VMs (one tenant per 250)
 : > "$ROOT/big.ns"
@@ -116,6 +141,9 @@ echo "| per VM, $N VMs | metald-net median | script median | ratio | metald-net 
 echo "|---|---|---|---|---|---|---|"
 echo "| create | $mc ms | $sc ms | $(ratio "$sc" "$mc")x | $mcl ms | $scl ms | $(ratio "$scl" "$mcl")x |"
 echo "| delete | $md ms | $sd ms | $(ratio "$sd" "$md")x | $mdl ms | $sdl ms | $(ratio "$sdl" "$mdl")x |"
+echo "| create, from a pool filled beforehand | $mp ms | $sc ms | $(ratio "$sc" "$mp")x | $mpl ms | $scl ms | $(ratio "$scl" "$mpl")x |"
+echo "| create, pool of 8 refilled after each create | $mr ms | $sc ms | $(ratio "$sc" "$mr")x | $mrl ms | $scl ms | $(ratio "$scl" "$mrl")x |"
+echo "filling the pool: $fill ms per namespace; with refills, $claimed of $N creates took a namespace from the pool"
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| metald-net create, $BIG VMs | median of VMs 1-10 | median of VMs $((BIG - 9))-$BIG | ratio |"

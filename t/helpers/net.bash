@@ -7,11 +7,12 @@ net() { in_hostns metald-net --root "$NET_ROOT" "$@"; }
 # Everything of ours in the host netns: links, pins, set elements, leases, records.
 net_objects() {
 	{
-		in_hostns ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print "link " $2}' | grep -E 'link md[tv]' || true
+		in_hostns ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print "link " $2}' | grep -E 'link md[tvp]' || true
 		ls "$NET_ROOT/netns" 2>/dev/null | sed 's/^/pin /'
 		in_hostns nft list table bridge metald 2>/dev/null | grep -o 'comment "vm:[^"]*"' | sort -u || true
 		in_hostns nft list table inet metald 2>/dev/null | grep -o 'comment "[a-z]*:[^"]*"' | sort -u || true
 		ls "$NET_ROOT/data/net/tenants" "$NET_ROOT/data/net/vms" 2>/dev/null | grep -E 'json|log' || true
+		ls "$NET_ROOT/data/net/pool" 2>/dev/null | grep -v '^lock$' | sed 's/^/pool /' || true
 		grep -s '"' "$NET_ROOT/data/net/ports.json" | grep -v '^{}$' || true
 	}
 }
