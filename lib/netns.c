@@ -58,22 +58,20 @@ int md_netns_create(const char *pin, md_err **err)
 	return nsfd;
 }
 
-int md_netns_move(int nsfd, const char *from, const char *to, md_err **err)
+int md_netns_bind(int nsfd, const char *to, md_err **err)
 {
 	_cleanup_close_ int pfd = open(to, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	char src[64];
 
 	if (pfd < 0)
 		return md_err_set(err, errno == EEXIST ? MD_EXIT_CONFLICT : MD_EXIT_FAIL, errno, "netns `%s`", to);
-	/* not MS_MOVE: the kernel refuses to move a mount whose parent is shared, which a netns
-	 * directory made by `ip netns` is */
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", nsfd);
 	if (mount(src, to, NULL, MS_BIND, NULL) < 0) {
 		int e = errno;
 		unlink(to);
 		return md_fail(err, e, "netns `%s`: bind mount", to);
 	}
-	return md_netns_remove(from, err);
+	return 0;
 }
 
 bool md_netns_pinned(const char *pin)

@@ -19,8 +19,8 @@ int md_netns_enter(int fd, md_err **err);
 /* Is `pin` a mounted network namespace? */
 bool md_netns_pinned(const char *pin);
 
-/* Pin the namespace of nsfd at `to` (which must not exist) and remove the pin `from`. */
-int md_netns_move(int nsfd, const char *from, const char *to, md_err **err);
+/* Pin the namespace of nsfd at `to` as well (which must not exist). */
+int md_netns_bind(int nsfd, const char *to, md_err **err);
 /* Unmount and unlink a pin; absent is fine. */
 int md_netns_remove(const char *pin, md_err **err);
 

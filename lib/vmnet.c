@@ -496,6 +496,8 @@ static int vm_destroy(struct ctx *c, json_t *rec, md_err **err)
 	if (elements_delete(&b, err) < 0)
 		return md_err_wrap(err, "VM rules");
 	if (md_netns_remove(pin, err) < 0 ||
+	    (json_is_string(json_object_get(rec, "pool_pin")) &&
+	     md_netns_remove(json_string_value(json_object_get(rec, "pool_pin")), err) < 0) ||
 	    (json_array_size(json_object_get(net, "publish")) > 0 && ports_update(c, id, NULL, false, err) < 0))
 		return -1;
 	if (tenant && md_ipam_release(&c->ip, tenant, id, &gone, err) < 0)
@@ -610,7 +612,7 @@ fail:
 	return -1;
 }
 
-static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *net, int *idx, md_err **err);
+static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, int *idx, md_err **err);
 static char *pool_dir(const struct md_paths *p);
 
 /* Token buckets: rx (to the guest) on the host end's egress, tx (from the guest) on the inner
@@ -647,15 +649,16 @@ out:
 	return rc;
 }
 
-static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, json_t *net, md_err **err)
+static int vm_objects(struct ctx *c, const struct md_vmnet_req *r, int bridx, json_t *rec, md_err **err)
 {
+	json_t *net = json_object_get(rec, "net");
 	const char *pin = json_string_value(json_object_get(net, "netns"));
 	const char *tap = json_string_value(json_object_get(net, "tap"));
 	_cleanup_nf_batch_ struct md_nf_batch b = { 0 };
 	int claimed, nsfd, idx;
 
 	/* a namespace made ahead of time if the pool has one that fits, else a new one */
-	if ((claimed = pool_claim(c, r, net, &idx, err)) < 0)
+	if ((claimed = pool_claim(c, r, rec, &idx, err)) < 0)
 		return -1;
 	if (!claimed) {
 		if ((nsfd = ns_build(c, pin, tap, r->uid, r->gid, json_string_value(json_object_get(net, "host_link")),
@@ -757,12 +760,15 @@ static int slot_remove(struct ctx *c, const char *dir, const char *name, md_err 
 }
 
 /* Take a pool slot whose tap has the VM's tap name: remove its file (the claim: from then on the
- * slot is this VM's, or what is left of it is gc's), give its tap to the VM's uid/gid, move its pin
- * to the VM's name; its host link becomes the VM's (not renamed: a rename costs more than the
- * rest of the claim) and *idx its ifindex. 1: claimed, 0: no slot fits (the caller builds a
- * namespace), -1: failed (what is left of the slot is removed). */
-static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *net, int *idx, md_err **err)
+ * slot is this VM's, or what is left of it is gc's), give its tap to the VM's uid/gid, pin its
+ * namespace at the VM's name; its host link becomes the VM's (not renamed: a rename costs more
+ * than the rest of the claim) and *idx its ifindex. The slot's own pin is not removed here: an
+ * unmount waits for an RCU grace period, so the next fill, the VM's delete (the record keeps it
+ * as `pool_pin`) or gc, whichever comes first, removes it. 1: claimed, 0: no slot fits (the
+ * caller builds a namespace), -1: failed (what is left of the slot is removed). */
+static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, int *idx, md_err **err)
 {
+	json_t *net = json_object_get(rec, "net");
 	const char *tap = json_string_value(json_object_get(net, "tap"));
 	const char *pin = json_string_value(json_object_get(net, "netns"));
 	_cleanup_free_ char *dir = pool_dir(c->p), *ppin = NULL;
@@ -781,19 +787,20 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *net, 
 			continue;
 		snprintf(hex, sizeof(hex), "%.12s", de->d_name);
 		file = md_path_join(dir, de->d_name);
-		if (unlink(file) < 0)
-			continue;
 		free(ppin);
 		ppin = pool_pin(c->p, hex);
 		pool_link(hex, link);
+		/* the namespace is held open before the file goes: a filler that then sweeps the pins
+		 * of claimed slots does not take it away */
 		nsfd = md_netns_open(ppin, NULL);
 		*idx = nsfd < 0 ? -1 : md_nl_ifindex(c->sk, link, NULL);
-		if (*idx > 0)
+		if (unlink(file) == 0 && *idx > 0)
 			break;
 		/* half gone (a piece removed by hand): clear it, try the next */
 		if (nsfd >= 0)
 			close(steal_fd(&nsfd));
-		(void)slot_remove(c, dir, hex, NULL);
+		if (*idx <= 0)
+			(void)slot_remove(c, dir, hex, NULL);
 		*idx = 0;
 	}
 	if (*idx <= 0)
@@ -817,7 +824,8 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *net, 
 			goto fail;
 	}
 	fault("tap");
-	if (md_netns_move(nsfd, ppin, pin, err) < 0)
+	json_object_set_new(rec, "pool_pin", json_string(ppin));
+	if (md_netns_bind(nsfd, pin, err) < 0)
 		goto fail;
 	fault("pin");
 	return 1;
@@ -877,6 +885,34 @@ static int pool_open(struct ctx *c, const struct md_paths *p, uint64_t wait_ns, 
 	return 0;
 }
 
+/* Remove the pins of slots that have no file: claimed ones (pool_claim leaves the unmount to
+ * us) and half-made ones. Only pins: a claimed slot's link is a VM's. Under pool/lock only, so
+ * a claim may be under way: it holds its namespace open before it removes the file. */
+static int pins_sweep(struct ctx *c, const char *dir)
+{
+	char **files = pool_slots(dir, NULL, true);
+	_cleanup_closedir_ DIR *d = opendir(c->p->netns_dir);
+	struct dirent *de;
+	int rc = 0;
+
+	while (d && (de = readdir(d))) {
+		const char *hex = de->d_name + strlen(POOL_PIN);
+		bool held = false;
+
+		if (strncmp(de->d_name, POOL_PIN, strlen(POOL_PIN)) || strlen(hex) != 12 || !is_hex12(hex))
+			continue;
+		for (char **f = files; *f && !held; f++)
+			held = strncmp(*f, hex, 12) == 0;
+		if (!held) {
+			_cleanup_free_ char *pin = pool_pin(c->p, hex);
+			if (md_netns_remove(pin, NULL) < 0)
+				rc = -1;
+		}
+	}
+	md_strv_free(files);
+	return rc;
+}
+
 /* Make slots until `want` of them are ready; *ready: how many are. */
 static int pool_fill(struct ctx *c, const struct md_netcfg *cfg, unsigned want, unsigned *made, unsigned *ready,
 		     md_err **err)
@@ -888,6 +924,8 @@ static int pool_fill(struct ctx *c, const struct md_netcfg *cfg, unsigned want, 
 	md_strv_free(have);
 	*made = 0;
 	*ready = (unsigned)n;
+	if (pins_sweep(c, dir) < 0)
+		return md_fail(err, errno, "pool: remove the pins of claimed slots");
 	fault_verb = "pool";
 	for (; n < want; n++) {
 		char hex[13], link[IFNAMSIZ];
@@ -1165,7 +1203,7 @@ int md_vmnet_create(const struct md_paths *p, const struct md_netcfg *cfg, const
 	if ((bridx = tenant_bridge(&c, r->tenant, &l, cfg, err)) < 0)
 		goto undo;
 	fault("bridge");
-	if (vm_objects(&c, &req, bridx, json_object_get(rec, "net"), err) < 0)
+	if (vm_objects(&c, &req, bridx, rec, err) < 0)
 		goto undo;
 	if (md_ipam_sync_wait(&c.ip, err) < 0)
 		goto undo;
