@@ -122,18 +122,39 @@ teardown() { net_teardown; }
 	net_none
 }
 
+# parallel_creates [UID]: six creates at once (c1..c6, two tenants; with UID, c<i> gets uid UID+i and
+# gid 5000), each printing to $BATS_TEST_TMPDIR/c<i>.json; all made, no address twice.
+parallel_creates() {
+	local i
+	for i in 1 2 3 4 5 6; do
+		net create --id "c$i" --tenant "t$((i % 2))" ${1:+--uid "$(($1 + i))" --gid 5000} \
+			--json > "$BATS_TEST_TMPDIR/c$i.json" &
+	done
+	wait
+	[ "$(net list --json | jq length)" = 6 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .ipv4.address | sort -u | wc -l)" = 6 ]
+	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .ipv6.address | sort -u | wc -l)" = 6 ]
+}
+
+# crash_create STEP ARGS...: create c1 killed at STEP (METALD_FAULT=net-create:STEP), then gc; a VM
+# whose record said ready is whole and gc keeps it (deleted here); nothing may be left.
+crash_create() {
+	local step=$1
+	shift
+	METALD_FAULT=net-create:$step run net create --id c1 --tenant tc "$@"
+	[ "$status" -eq 137 ] || { echo "step $step: status $status: $output" >&2; return 1; }
+	run_code 0 net gc --json
+	if [ "$step" = ready ]; then
+		run_code 0 net show --id c1
+		run_code 0 net delete --id c1
+	fi
+	net_none || { echo "after step $step" >&2; return 1; }
+}
+
 @test "crash safety: kill -9 at every step of create, then gc leaves nothing and create works" {
 	local step
 	for step in setup lease ports bridge netns tap veth tc nft ready; do
-		METALD_FAULT=net-create:$step run net create --id c1 --tenant tc --publish 9000:90 --rate rx=1M,tx=1M
-		[ "$status" -eq 137 ] || { echo "step $step: status $status: $output" >&2; return 1; }
-		run_code 0 net gc --json
-		if [ "$step" = ready ]; then
-			# the record said ready: the VM is whole and gc keeps it
-			run_code 0 net show --id c1
-			run_code 0 net delete --id c1
-		fi
-		net_none || { echo "after step $step" >&2; return 1; }
+		crash_create "$step" --publish 9000:90 --rate rx=1M,tx=1M
 		run_code 0 net create --id c1 --tenant tc --publish 9000:90
 		run_code 0 net delete --id c1
 		net_none
@@ -219,13 +240,7 @@ teardown() { net_teardown; }
 	UNKEY_METALD_NETWORK_POOL=3 run_code 0 net setup
 	run_code 0 net pool --json
 	[ "$(jq .ready <<<"$output")" = 3 ]
-	for i in 1 2 3 4 5 6; do
-		UNKEY_METALD_NETWORK_POOL=3 net create --id "c$i" --tenant "t$((i % 2))" --uid "$((5000 + i))" --gid 5000 \
-			--json > "$BATS_TEST_TMPDIR/c$i.json" &
-	done
-	wait
-	[ "$(net list --json | jq length)" = 6 ]
-	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .ipv4.address | sort -u | wc -l)" = 6 ]
+	UNKEY_METALD_NETWORK_POOL=3 parallel_creates 5000
 	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .host_link | sort -u | wc -l)" = 6 ]
 	for i in 1 2 3 4 5 6; do
 		in_hostns ip -o link show "$(jq -r .host_link "$BATS_TEST_TMPDIR/c$i.json")" | grep -q 'master mdt.*state UP'
@@ -247,14 +262,7 @@ teardown() { net_teardown; }
 	local step
 	for step in claim tap pin tc nft veth ready; do
 		run_code 0 net pool fill --count 1
-		METALD_FAULT=net-create:$step run net create --id c1 --tenant tc --uid 7 --gid 7 --publish 9000:90 --rate rx=1M
-		[ "$status" -eq 137 ] || { echo "step $step: status $status: $output" >&2; return 1; }
-		run_code 0 net gc --json
-		if [ "$step" = ready ]; then
-			run_code 0 net show --id c1
-			run_code 0 net delete --id c1
-		fi
-		net_none || { echo "after step $step" >&2; return 1; }
+		crash_create "$step" --uid 7 --gid 7 --publish 9000:90 --rate rx=1M
 	done
 	for step in netns tap veth ready; do
 		METALD_FAULT=net-pool:$step run net pool fill --count 2
@@ -310,13 +318,7 @@ teardown() { net_teardown; }
 
 @test "concurrent creates and deletes serialise on the lock and all succeed" {
 	local i
-	for i in 1 2 3 4 5 6; do
-		net create --id "c$i" --tenant "t$((i % 2))" --json > "$BATS_TEST_TMPDIR/c$i.json" &
-	done
-	wait
-	[ "$(net list --json | jq length)" = 6 ]
-	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .ipv4.address | sort -u | wc -l)" = 6 ]
-	[ "$(cat "$BATS_TEST_TMPDIR"/c*.json | jq -r .ipv6.address | sort -u | wc -l)" = 6 ]
+	parallel_creates
 	for i in 1 2 3 4 5 6; do
 		net delete --id "c$i" &
 	done
