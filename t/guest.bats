@@ -162,8 +162,11 @@ boot_fg() {
 		sleep 0.05
 		i=$((i + 1))
 	done
-	run wait "$QEMU_PID"
-	[ "$status" -eq 0 ]
+	# in this shell, not in `run`'s subshell: QEMU is not the subshell's child, and a subshell
+	# made before the parent reaped it cannot wait for it (exit 127)
+	local st=0
+	wait "$QEMU_PID" || st=$?
+	[ "$st" -eq 0 ]
 	QEMU_PID=
 	grep -q 'metald-guest: powering off' "$log"
 	grep -q 'reboot: Power down' "$log"
@@ -186,8 +189,11 @@ boot_fg() {
 		i=$((i + 1))
 	done
 	exec 8>&-
-	run wait "$QEMU_PID"
-	[ "$status" -eq 0 ]
+	# in this shell, not in `run`'s subshell: QEMU is not the subshell's child, and a subshell
+	# made before the parent reaped it cannot wait for it (exit 127)
+	local st=0
+	wait "$QEMU_PID" || st=$?
+	[ "$st" -eq 0 ]
 	QEMU_PID=
 	grep -q 'shell-42' "$log"
 	grep -q 'metald-guest: powering off' "$log"
