@@ -136,6 +136,27 @@ state_of() { vm info "$1" --json | jq -r .state; }
 	run_code 0 vm delete b2 --force
 }
 
+@test "with UNKEY_METALD_NETWORK_POOL, create takes a namespace made ahead; the guest is reachable; the pool refills" {
+	export UNKEY_METALD_NETWORK_POOL=2
+	run_code 0 in_hostns metald-net --root "$R" pool fill --json
+	[ "$(jq .ready <<<"$output")" = 2 ]
+	run_code 0 vm create p1 --tenant t1 --boot
+	local link ip1
+	link=$(vm info p1 --json | jq -r .network.host_link)
+	[[ "$link" == mdp* ]]
+	wait_ready p1
+	ip1=$(vm info p1 --json | jq -r .network.ipv4.address)
+	in_host ping -c 2 -W 3 "$ip1"
+	# the refill metald-net started after the create; `pool fill` waits for it
+	run_code 0 in_hostns metald-net --root "$R" pool fill --json
+	run_code 0 in_hostns metald-net --root "$R" pool --json
+	[ "$(jq .ready <<<"$output")" = 2 ]
+	run_code 0 vm delete p1 --force
+	! in_hostns ip -o link show "$link" 2>/dev/null | grep -q master
+	run_code 0 in_hostns metald-net --root "$R" pool drain
+	unset UNKEY_METALD_NETWORK_POOL
+}
+
 @test "a VMM killed with -9 shows SHUTDOWN with the reason; a guest poweroff too" {
 	run_code 0 vm create c1 --boot
 	wait_ready c1
