@@ -350,7 +350,7 @@ static int cmd_pool(int argc, char **argv)
 	md_err *err = NULL;
 	json_t *out = NULL;
 
-	/* the sub-command is the first word after `pool` that is not an option */
+	/* the sub-command, if any, comes right after `pool` */
 	if (argc > 1 && argv[1][0] != '-') {
 		op = argv[1];
 		argv[1] = argv[0];

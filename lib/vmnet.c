@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <netlink/netlink.h>
 
 #include "cleanup.h"
@@ -589,9 +590,10 @@ static int ns_build(struct ctx *c, const char *pin, const char *tap, long uid, l
 	if (vm_inside(hostfd, nsfd, tap, uid, gid, &vsk, err) < 0)
 		goto fail;
 	fault("tap");
-	/* a detached host link of an earlier VM with this id may still wait for the kernel to reap
-	 * its namespace: it is ours by name and claimed by no record (we hold the lock) */
-	if (md_nl_ifindex(c->sk, link, NULL) > 0 && md_nl_link_del(c->sk, link, err) < 0)
+	/* a create: a detached host link of an earlier VM with this id may still wait for the kernel
+	 * to reap its namespace: it is ours by name and claimed by no record (we hold the global lock).
+	 * A fill (bridx 0) holds only pool/lock and has made sure the name is free. */
+	if (bridx > 0 && md_nl_ifindex(c->sk, link, NULL) > 0 && md_nl_link_del(c->sk, link, err) < 0)
 		goto fail;
 	if (md_nl_veth_add(c->sk, link, bridx, bridx <= 0, VM_VETH, nsfd, err) < 0)
 		goto fail;
@@ -703,10 +705,12 @@ static void note(json_t *out, const char *what, const char *name)
  * (12 hex digits, random), the host link mdp<hex>, down and on no bridge, and, made last, the empty
  * file <data>/net/pool/<hex>.<tap>. Fillers hold pool/lock (never the global lock, so creates go
  * on while the pool fills). create claims a slot under the global lock by removing its file
- * first; then it moves the pin to the VM's, gives the tap to the VM's uid/gid, and renames the host
- * link to the VM's, puts it on the tenant bridge and brings it up in one request. gc and teardown
- * hold both locks (global first). Any slot whose file or objects are incomplete is half-made (an
- * interrupted fill or claim) and gc removes what is left of it. */
+ * first; then it gives the tap to the VM's uid/gid, pins the namespace at the VM's name too (the
+ * slot's pin is unmounted later: pins_sweep, vm_destroy, gc), adds the VM's set elements and only
+ * then puts the host link, which keeps its mdp name, on the tenant bridge. gc, teardown and drain
+ * hold both locks (global first) and leave a `stop` file that makes a running fill end early.
+ * Any slot whose file or objects are incomplete is half-made (an interrupted fill or claim) and
+ * gc removes what is left of it. */
 
 #define POOL_PIN "mdpool-"
 #define POOL_LINK "mdp"
@@ -793,13 +797,14 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, 
 		/* the namespace is held open before the file goes: a filler that then sweeps the pins
 		 * of claimed slots does not take it away */
 		nsfd = md_netns_open(ppin, NULL);
-		*idx = nsfd < 0 ? -1 : md_nl_ifindex(c->sk, link, NULL);
-		if (unlink(file) == 0 && *idx > 0)
+		*idx = nsfd < 0 ? 0 : md_nl_ifindex(c->sk, link, NULL);
+		if (*idx > 0 && unlink(file) == 0)
 			break;
-		/* half gone (a piece removed by hand): clear it, try the next */
 		if (nsfd >= 0)
 			close(steal_fd(&nsfd));
-		if (*idx <= 0)
+		/* half gone (a piece removed by hand): clear it, try the next; a netlink error (< 0)
+		 * says nothing about the slot, which stays */
+		if (*idx == 0 && unlink(file) == 0)
 			(void)slot_remove(c, dir, hex, NULL);
 		*idx = 0;
 	}
@@ -888,14 +893,14 @@ static int pool_open(struct ctx *c, const struct md_paths *p, uint64_t wait_ns, 
 /* Remove the pins of slots that have no file: claimed ones (pool_claim leaves the unmount to
  * us) and half-made ones. Only pins: a claimed slot's link is a VM's. Under pool/lock only, so
  * a claim may be under way: it holds its namespace open before it removes the file. */
-static int pins_sweep(struct ctx *c, const char *dir)
+static int pins_sweep(struct ctx *c, const char *dir, md_err **err)
 {
 	char **files = pool_slots(dir, NULL, true);
 	_cleanup_closedir_ DIR *d = opendir(c->p->netns_dir);
 	struct dirent *de;
 	int rc = 0;
 
-	while (d && (de = readdir(d))) {
+	while (rc == 0 && d && (de = readdir(d))) {
 		const char *hex = de->d_name + strlen(POOL_PIN);
 		bool held = false;
 
@@ -905,40 +910,81 @@ static int pins_sweep(struct ctx *c, const char *dir)
 			held = strncmp(*f, hex, 12) == 0;
 		if (!held) {
 			_cleanup_free_ char *pin = pool_pin(c->p, hex);
-			if (md_netns_remove(pin, NULL) < 0)
-				rc = -1;
+			rc = md_netns_remove(pin, err);
 		}
 	}
 	md_strv_free(files);
 	return rc;
 }
 
-/* Make slots until `want` of them are ready; *ready: how many are. */
+/* gc, teardown and drain leave pool/stop while they wait for pool/lock: a fill in progress ends
+ * after the slot it is making instead of holding them (and every create behind them) up. */
+static char *stop_path(const struct md_paths *p)
+{
+	return md_strdup_printf("%s/net/pool/stop", p->data_dir);
+}
+
+static bool stop_wanted(const char *stop)
+{
+	struct stat st;
+
+	/* one left by a gc that died while it waited is old: ignored */
+	return stat(stop, &st) == 0 && (uint64_t)st.st_mtime + 60 > md_now_wall_ns() / 1000000000ULL;
+}
+
+/* Take pool/lock for gc, teardown or drain (the global lock already held). */
+static int pool_lock_sweep(const struct md_paths *p, md_err **err)
+{
+	_cleanup_free_ char *dir = pool_dir(p), *lock = md_path_join(dir, "lock"), *stop = stop_path(p);
+	int fd;
+
+	if (md_mkdir_p(dir, 0700, err) < 0)
+		return -1;
+	if ((fd = open(stop, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+		close(fd);
+	fd = md_lock(lock, true, 30ULL * 1000000000ULL, err);
+	unlink(stop);
+	return fd;
+}
+
+/* Make slots until `want` of them are ready (counted again before each, as creates claim slots
+ * meanwhile); *ready: how many are. */
 static int pool_fill(struct ctx *c, const struct md_netcfg *cfg, unsigned want, unsigned *made, unsigned *ready,
 		     md_err **err)
 {
-	_cleanup_free_ char *dir = pool_dir(c->p);
-	char **have = pool_slots(dir, cfg->tap, false);
-	size_t n = strv_len(have);
+	_cleanup_free_ char *dir = pool_dir(c->p), *stop = stop_path(c->p);
 
-	md_strv_free(have);
 	*made = 0;
-	*ready = (unsigned)n;
-	if (pins_sweep(c, dir) < 0)
-		return md_fail(err, errno, "pool: remove the pins of claimed slots");
+	*ready = 0;
+	if (pins_sweep(c, dir, err) < 0)
+		return md_err_wrap(err, "pool: remove the pins of claimed slots");
 	fault_verb = "pool";
-	for (; n < want; n++) {
+	for (;;) {
 		char hex[13], link[IFNAMSIZ];
 		uint8_t rnd[6];
 		_cleanup_free_ char *pin = NULL, *file = NULL;
+		char **have = pool_slots(dir, cfg->tap, false);
 		int nsfd, fd;
 
-		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		*ready = (unsigned)strv_len(have);
+		md_strv_free(have);
+		if (*ready >= want || stop_wanted(stop))
+			break;
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			fault_verb = "create";
 			return md_fail(err, errno, "pool: getrandom");
+		}
 		for (int i = 0; i < 6; i++)
 			snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
 		pin = pool_pin(c->p, hex);
 		pool_link(hex, link);
+		/* a name in use (by a slot, or by a VM that took one) is drawn again, never touched */
+		if ((fd = md_nl_ifindex(c->sk, link, err)) < 0) {
+			fault_verb = "create";
+			return -1;
+		}
+		if (fd > 0 || access(pin, F_OK) == 0)
+			continue;
 		create_t0 = md_now_mono_ns();
 		if ((nsfd = ns_build(c, pin, cfg->tap, -1, -1, link, 0, err)) < 0)
 			goto fail;
@@ -951,7 +997,6 @@ static int pool_fill(struct ctx *c, const struct md_netcfg *cfg, unsigned want, 
 		close(fd);
 		fault("ready");
 		(*made)++;
-		(*ready)++;
 		continue;
 fail:
 		(void)slot_remove(c, dir, hex, NULL);
@@ -1032,8 +1077,11 @@ out:
 }
 
 /* Top the pool up in the background after a create: a child in its own session, holding none of
- * the caller's files, that gives up at once if another filler runs. Its last error is kept in
- * pool/error for `metald-net pool`. */
+ * the caller's files, that gives way at once if another filler runs. Whoever fills counts the
+ * slots again after it lets go of pool/lock and fills again if creates claimed meanwhile: a
+ * create's claim comes before its refill's try, so a refill that gave way to a filler is made up
+ * by that filler's count after its release. Its last error is kept in pool/error for `metald-net
+ * pool`. */
 static void pool_refill_spawn(const struct md_paths *p, const struct md_netcfg *cfg)
 {
 	pid_t pid = fork();
@@ -1046,26 +1094,45 @@ static void pool_refill_spawn(const struct md_paths *p, const struct md_netcfg *
 		unsigned made, ready;
 		int lockfd = -1, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 		_cleanup_free_ char *dir = pool_dir(p), *ef = md_path_join(dir, "error");
+		_cleanup_free_ char *lock = md_path_join(dir, "lock");
+		_cleanup_free_ char *host = md_strdup_printf("%s/net/host.json", p->data_dir);
 
 		setsid();
-		if (nul >= 0) {
-			dup2(nul, 0);
-			dup2(nul, 1);
-			dup2(nul, 2);
+		for (int fd = 0; fd < 3; fd++) {
+			if (nul < 0 || dup2(nul, fd) < 0)
+				close(fd);
 		}
-		close_range(3, ~0U, 0);
-		if (pool_open(&c, p, 0, &lockfd, &e) < 0) {
-			md_err_free(&e);
-			_exit(0); /* another filler has the lock */
+		if (close_range(3, ~0U, 0) < 0) {
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
 		}
-		if (pool_fill(&c, cfg, cfg->pool, &made, &ready, &e) < 0) {
-			_cleanup_free_ char *msg = md_strdup_printf("%s\n", e->msg);
+		if (chdir("/") < 0 || pool_open(&c, p, 0, &lockfd, &e) < 0)
+			goto failed;
+		for (int round = 0; round < 16; round++) {
+			char **have;
+			size_t n;
 
-			(void)md_write_atomic(ef, msg, strlen(msg), 0600, NULL);
-			_exit(1);
+			/* torn down meanwhile (teardown removes host.json under pool/lock) */
+			if (access(host, F_OK) < 0)
+				_exit(0);
+			if (pool_fill(&c, cfg, cfg->pool, &made, &ready, &e) < 0)
+				goto failed;
+			unlink(ef);
+			close(steal_fd(&lockfd));
+			have = pool_slots(dir, cfg->tap, false);
+			n = strv_len(have);
+			md_strv_free(have);
+			if (n >= cfg->pool || (lockfd = md_lock(lock, true, 0, &e)) < 0)
+				break;
 		}
-		unlink(ef);
 		_exit(0);
+failed:
+		/* another filler has the lock: it fills */
+		if (e && md_err_exit(e) != MD_EXIT_CONFLICT) {
+			_cleanup_free_ char *msg = md_strdup_printf("%s\n", e->msg);
+			(void)md_write_atomic(ef, msg, strlen(msg), 0600, NULL);
+		}
+		_exit(e && md_err_exit(e) != MD_EXIT_CONFLICT ? 1 : 0);
 	}
 }
 
@@ -1117,13 +1184,12 @@ int md_vmnet_pool(const struct md_paths *p, const struct md_netcfg *cfg, const c
 			*out = json_pack("{s:i, s:i}", "made", (int)made, "ready", (int)ready);
 		}
 	} else { /* drain: both locks, as gc, so no create is between claim and record */
-		_cleanup_free_ char *lock = md_path_join(dir, "lock");
 		char **ids, **links = calloc(1, sizeof(char *));
 		size_t n = 0;
 
 		if (ctx_open(&c, p, true, err) < 0)
 			return -1;
-		if (md_mkdir_p(dir, 0700, err) < 0 || (lockfd = md_lock(lock, true, 30ULL * 1000000000ULL, err)) < 0) {
+		if ((lockfd = pool_lock_sweep(p, err)) < 0) {
 			md_strv_free(links);
 			ctx_close(&c);
 			return -1;
@@ -1439,10 +1505,9 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 	}
 	/* 3b. the pool's half-made slots (and those of another tap name) */
 	{
-		_cleanup_free_ char *dir = pool_dir(p), *lock = md_path_join(dir, "lock");
 		int plock, prc;
 
-		if (md_mkdir_p(dir, 0700, err) < 0 || (plock = md_lock(lock, true, 30ULL * 1000000000ULL, err)) < 0)
+		if ((plock = pool_lock_sweep(p, err)) < 0)
 			goto out;
 		prc = pool_sweep(&c, cfg, false, keep_links, done, err);
 		close(plock);
@@ -1544,7 +1609,7 @@ int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
 	struct ctx c;
 	char **ids;
 	_cleanup_free_ char *rules = md_rules_teardown(), *hpath = NULL;
-	int rc = 0;
+	int rc = 0, plock = -1;
 
 	if (ctx_open(&c, p, true, err) < 0)
 		return -1;
@@ -1559,15 +1624,10 @@ int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
 			if (record_read(&c, *i, &rec, NULL) == 0)
 				rc = vm_destroy(&c, rec, err);
 		}
-		if (rc == 0) {
-			_cleanup_free_ char *dir = pool_dir(p), *lock = md_path_join(dir, "lock");
-			int plock = md_mkdir_p(dir, 0700, err) < 0 ? -1 : md_lock(lock, true, 30ULL * 1000000000ULL, err);
-
-			/* the pool's slots, made ahead for VMs that will not come now */
-			rc = plock < 0 ? -1 : pool_sweep(&c, NULL, true, NULL, NULL, err);
-			if (plock >= 0)
-				close(plock);
-		}
+		/* the pool's slots, made ahead for VMs that will not come now; pool/lock is held until
+		 * host.json is gone, so a refill started by a create just before does not fill again */
+		if (rc == 0)
+			rc = (plock = pool_lock_sweep(p, err)) < 0 ? -1 : pool_sweep(&c, NULL, true, NULL, NULL, err);
 		if (rc == 0) {
 			_cleanup_free_ char *rpath = md_path_join(c.ip.dir, "sysctl-restore.json");
 			_cleanup_json_ json_t *restore = NULL;
@@ -1595,6 +1655,8 @@ int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
 				rc = md_fail(err, errno, "remove `%s`", hpath);
 		}
 	}
+	if (plock >= 0)
+		close(plock);
 	md_strv_free(ids);
 	ctx_close(&c);
 	return rc;
