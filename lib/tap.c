@@ -27,6 +27,9 @@ static int tap_set(const char *name, uid_t uid, gid_t gid, bool create, md_err *
 	memcpy(ifr.ifr_name, name, strlen(name));
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
 		return md_fail(err, errno, "tap `%s`: TUNSETIFF", name);
+	/* TUNSETIFF makes a tap that is not there: one to own must exist, and persist */
+	if (!create && (ioctl(fd, TUNGETIFF, &ifr) < 0 || !(ifr.ifr_flags & IFF_PERSIST)))
+		return md_notfound(err, "tap `%s`: not there", name);
 	/* -1 is no owner, which a tap made ownerless (as a pool makes it) already has */
 	if (uid != (uid_t)-1 && ioctl(fd, TUNSETOWNER, (unsigned long)uid) < 0)
 		return md_fail(err, errno, "tap `%s`: TUNSETOWNER %u", name, (unsigned)uid);

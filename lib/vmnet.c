@@ -782,39 +782,40 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, 
 	struct dirent *de;
 	int rc;
 
-	*idx = 0;
-	while (d && (de = readdir(d))) {
-		const char *st = slot_tap(de->d_name);
-		_cleanup_free_ char *file = NULL;
-
-		if (st == NULL || strcmp(st, tap))
-			continue;
-		snprintf(hex, sizeof(hex), "%.12s", de->d_name);
-		file = md_path_join(dir, de->d_name);
-		free(ppin);
-		ppin = pool_pin(c->p, hex);
-		pool_link(hex, link);
-		/* the namespace is held open before the file goes: a filler that then sweeps the pins
-		 * of claimed slots does not take it away */
-		nsfd = md_netns_open(ppin, NULL);
-		*idx = nsfd < 0 ? 0 : md_nl_ifindex(c->sk, link, NULL);
-		if (*idx > 0 && unlink(file) == 0)
-			break;
-		if (nsfd >= 0)
-			close(steal_fd(&nsfd));
-		/* half gone (a piece removed by hand): clear it, try the next; a netlink error (< 0)
-		 * says nothing about the slot, which stays */
-		if (*idx == 0 && unlink(file) == 0)
-			(void)slot_remove(c, dir, hex, NULL);
+	for (;;) {
 		*idx = 0;
-	}
-	if (*idx <= 0)
-		return 0;
-	md_debug("create: claimed pool slot %s", hex);
-	json_object_set_new(net, "host_link", json_string(link));
-	fault("claim");
-	if (r->uid >= 0 || r->gid >= 0) {
-		if ((hostfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) {
+		while (d && (de = readdir(d))) {
+			const char *st = slot_tap(de->d_name);
+			_cleanup_free_ char *file = NULL;
+
+			if (st == NULL || strcmp(st, tap))
+				continue;
+			snprintf(hex, sizeof(hex), "%.12s", de->d_name);
+			file = md_path_join(dir, de->d_name);
+			free(ppin);
+			ppin = pool_pin(c->p, hex);
+			pool_link(hex, link);
+			/* the namespace is held open before the file goes: a filler that then sweeps
+			 * the pins of claimed slots does not take it away */
+			nsfd = md_netns_open(ppin, NULL);
+			*idx = nsfd < 0 ? 0 : md_nl_ifindex(c->sk, link, NULL);
+			if (*idx > 0 && unlink(file) == 0)
+				break;
+			if (nsfd >= 0)
+				close(steal_fd(&nsfd));
+			/* half gone (a piece removed by hand): clear it, try the next; a netlink error
+			 * (< 0) says nothing about the slot, which stays */
+			if (*idx == 0 && unlink(file) == 0)
+				(void)slot_remove(c, dir, hex, NULL);
+			*idx = 0;
+		}
+		if (*idx <= 0)
+			return 0;
+		md_debug("create: claimed pool slot %s", hex);
+		fault("claim");
+		if (r->uid < 0 && r->gid < 0)
+			break;
+		if (hostfd < 0 && (hostfd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) {
 			md_fail(err, errno, "open own network namespace");
 			goto fail;
 		}
@@ -825,10 +826,18 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, 
 			md_fail(err, errno, "cannot return to the host namespace");
 			md_die(*err);
 		}
-		if (rc < 0)
+		if (rc == 0)
+			break;
+		if (md_err_exit(*err) != MD_EXIT_NOTFOUND)
 			goto fail;
+		/* its tap is gone: clear the slot, try the next */
+		md_debug("pool slot %s: %s", hex, (*err)->msg);
+		md_err_free(err);
+		close(steal_fd(&nsfd));
+		(void)slot_remove(c, dir, hex, NULL);
 	}
 	fault("tap");
+	json_object_set_new(net, "host_link", json_string(link));
 	json_object_set_new(rec, "pool_pin", json_string(ppin));
 	if (md_netns_bind(nsfd, pin, err) < 0)
 		goto fail;

@@ -267,6 +267,25 @@ crash_create() {
 	net_none
 }
 
+@test "pool: a slot missing its tap, pin or link is cleared, and the create takes another or builds" {
+	local s1 s2 s3 i
+	run_code 0 net pool fill --count 3 --json
+	run_code 0 net pool --json
+	s1=$(jq -r '.slots[0].slot' <<<"$output"); s2=$(jq -r '.slots[1].slot' <<<"$output"); s3=$(jq -r '.slots[2].slot' <<<"$output")
+	nsenter --net="$NET_ROOT/netns/mdpool-$s1" ip link del tap0
+	in_hostns ip link del "mdp$s2"
+	umount "$NET_ROOT/netns/mdpool-$s3"
+	for i in 1 2 3; do
+		run_code 0 net create --id "b$i" --tenant tb --uid 77 --gid 77
+		net exec --id "b$i" -- ip -d link show tap0 | grep -q 'persist on user 77 group 77'
+	done
+	run_code 0 net pool --json
+	[ "$(jq .ready <<<"$output")" = 0 ]
+	for i in 1 2 3; do run_code 0 net delete --id "b$i"; done
+	run_code 0 net gc
+	net_none
+}
+
 @test "pool: gc does not wait for a long fill, which stops after its current slot; a stale stop file is ignored" {
 	net pool fill --count 400 --json > "$BATS_TEST_TMPDIR/fill.json" &
 	local fill=$!
