@@ -1016,6 +1016,40 @@ fail:
 	return 0;
 }
 
+/* Fill to `want` holding pool/lock (*lockfd), let go, count again, and go on while short and
+ * nobody else holds the lock: a create's claim comes before its refill tries the lock, so a
+ * refill that gave way to this filler is made up here. A background refill (refill) stops when
+ * setup is gone (teardown removes host.json under pool/lock). *lockfd is closed on return. */
+static int fill_rounds(struct ctx *c, const struct md_netcfg *cfg, unsigned want, bool refill, int *lockfd,
+		       unsigned *made, unsigned *ready, md_err **err)
+{
+	_cleanup_free_ char *dir = pool_dir(c->p), *lock = md_path_join(dir, "lock"), *ef = md_path_join(dir, "error");
+	_cleanup_free_ char *host = md_strdup_printf("%s/net/host.json", c->p->data_dir);
+	unsigned m;
+	int rc = 0;
+
+	*made = 0;
+	for (int round = 0; round < 16; round++) {
+		char **have;
+
+		if (refill && access(host, F_OK) < 0)
+			break;
+		if ((rc = pool_fill(c, cfg, want, &m, ready, err)) < 0)
+			break;
+		*made += m;
+		unlink(ef);
+		close(steal_fd(lockfd));
+		have = pool_slots(dir, cfg->tap, false);
+		*ready = (unsigned)strv_len(have);
+		md_strv_free(have);
+		if (*ready >= want || (*lockfd = md_lock(lock, true, 0, NULL)) < 0)
+			break;
+	}
+	if (*lockfd >= 0)
+		close(steal_fd(lockfd));
+	return rc;
+}
+
 /* Remove slots: all of them (drain), or only the half-made ones and those of another tap name (gc),
  * and every pool pin and link that neither a slot nor a VM (`vm_links`, the host links records
  * name) holds. Called with both locks held. */
@@ -1086,11 +1120,8 @@ out:
 }
 
 /* Top the pool up in the background after a create: a child in its own session, holding none of
- * the caller's files, that gives way at once if another filler runs. Whoever fills counts the
- * slots again after it lets go of pool/lock and fills again if creates claimed meanwhile: a
- * create's claim comes before its refill's try, so a refill that gave way to a filler is made up
- * by that filler's count after its release. Its last error is kept in pool/error for `metald-net
- * pool`. */
+ * the caller's files, that gives way at once if another filler runs (fill_rounds makes that up).
+ * Its last error is kept in pool/error for `metald-net pool`. */
 static void pool_refill_spawn(const struct md_paths *p, const struct md_netcfg *cfg)
 {
 	pid_t pid = fork();
@@ -1102,9 +1133,7 @@ static void pool_refill_spawn(const struct md_paths *p, const struct md_netcfg *
 		md_err *e = NULL;
 		unsigned made, ready;
 		int lockfd = -1, nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-		_cleanup_free_ char *dir = pool_dir(p), *ef = md_path_join(dir, "error");
-		_cleanup_free_ char *lock = md_path_join(dir, "lock");
-		_cleanup_free_ char *host = md_strdup_printf("%s/net/host.json", p->data_dir);
+		_cleanup_free_ char *ef = md_strdup_printf("%s/net/pool/error", p->data_dir);
 
 		setsid();
 		for (int fd = 0; fd < 3; fd++) {
@@ -1115,33 +1144,16 @@ static void pool_refill_spawn(const struct md_paths *p, const struct md_netcfg *
 			for (int fd = 3; fd < 1024; fd++)
 				close(fd);
 		}
-		if (chdir("/") < 0 || pool_open(&c, p, 0, &lockfd, &e) < 0)
-			goto failed;
-		for (int round = 0; round < 16; round++) {
-			char **have;
-			size_t n;
-
-			/* torn down meanwhile (teardown removes host.json under pool/lock) */
-			if (access(host, F_OK) < 0)
-				_exit(0);
-			if (pool_fill(&c, cfg, cfg->pool, &made, &ready, &e) < 0)
-				goto failed;
-			unlink(ef);
-			close(steal_fd(&lockfd));
-			have = pool_slots(dir, cfg->tap, false);
-			n = strv_len(have);
-			md_strv_free(have);
-			if (n >= cfg->pool || (lockfd = md_lock(lock, true, 0, &e)) < 0)
-				break;
-		}
-		_exit(0);
-failed:
-		/* another filler has the lock: it fills */
+		if (chdir("/") == 0 && pool_open(&c, p, 0, &lockfd, &e) == 0 &&
+		    fill_rounds(&c, cfg, cfg->pool, true, &lockfd, &made, &ready, &e) == 0)
+			_exit(0);
+		/* a busy lock is no error: another filler has it, and fills */
 		if (e && md_err_exit(e) != MD_EXIT_CONFLICT) {
 			_cleanup_free_ char *msg = md_strdup_printf("%s\n", e->msg);
 			(void)md_write_atomic(ef, msg, strlen(msg), 0600, NULL);
+			_exit(1);
 		}
-		_exit(e && md_err_exit(e) != MD_EXIT_CONFLICT ? 1 : 0);
+		_exit(0);
 	}
 }
 
@@ -1186,12 +1198,9 @@ int md_vmnet_pool(const struct md_paths *p, const struct md_netcfg *cfg, const c
 			return md_usage(err, "pool fill: how many? (--count N, or set UNKEY_METALD_NETWORK_POOL)");
 		if (pool_open(&c, p, 30ULL * 1000000000ULL, &lockfd, err) < 0)
 			return -1;
-		rc = pool_fill(&c, cfg, want, &made, &ready, err);
-		if (rc == 0) {
-			ef = md_path_join(dir, "error");
-			unlink(ef);
+		rc = fill_rounds(&c, cfg, want, false, &lockfd, &made, &ready, err);
+		if (rc == 0)
 			*out = json_pack("{s:i, s:i}", "made", (int)made, "ready", (int)ready);
-		}
 	} else { /* drain: both locks, as gc, so no create is between claim and record */
 		char **ids, **links = calloc(1, sizeof(char *));
 		size_t n = 0;
