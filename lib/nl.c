@@ -115,8 +115,8 @@ int md_nl_bridge_add(struct nl_sock *sk, const char *name, md_err **err)
 	return 0;
 }
 
-int md_nl_veth_add(struct nl_sock *sk, const char *name, int master, bool down, const char *peer_name,
-		   int peer_nsfd, md_err **err)
+int md_nl_veth_add(struct nl_sock *sk, const char *name, int master, const char *peer_name, int peer_nsfd,
+		   md_err **err)
 {
 	struct rtnl_link *link = rtnl_link_veth_alloc();
 	struct rtnl_link *peer;
@@ -125,10 +125,10 @@ int md_nl_veth_add(struct nl_sock *sk, const char *name, int master, bool down, 
 	if (link == NULL)
 		return md_fail(err, ENOMEM, "veth `%s`", name);
 	rtnl_link_set_name(link, name);
-	if (!down)
+	if (master > 0) {
 		rtnl_link_set_flags(link, IFF_UP);
-	if (master > 0)
 		rtnl_link_set_master(link, master);
+	}
 	peer = rtnl_link_veth_get_peer(link);
 	rtnl_link_set_name(peer, peer_name);
 	/* not IFF_UP here: veth_open fails with ENOTCONN until both ends exist; the caller brings

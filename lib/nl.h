@@ -23,9 +23,9 @@ int md_nl_link_state(struct nl_sock *sk, const char *name, int *master, bool *up
 /* New bridge, up. EEXIST is exit class 4. */
 int md_nl_bridge_add(struct nl_sock *sk, const char *name, md_err **err);
 
-/* New veth pair: `name` here (enslaved to master if > 0, up unless `down`) and `peer` in the
- * namespace peer_nsfd (or here when -1), down (bring it up with md_nl_link_up). */
-int md_nl_veth_add(struct nl_sock *sk, const char *name, int master, bool down, const char *peer, int peer_nsfd,
+/* New veth pair: `name` here (with master > 0 enslaved to it and up, else down and on no bridge)
+ * and `peer` in the namespace peer_nsfd (or here when -1), down (bring it up with md_nl_link_up). */
+int md_nl_veth_add(struct nl_sock *sk, const char *name, int master, const char *peer, int peer_nsfd,
 		   md_err **err);
 
 

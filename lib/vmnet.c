@@ -339,6 +339,14 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Append s (allocated; the array takes it) to a NULL-terminated array of n strings. */
+static void strv_push(char ***v, size_t *n, char *s)
+{
+	*v = realloc(*v, (*n + 2) * sizeof(char *));
+	(*v)[(*n)++] = s;
+	(*v)[*n] = NULL;
+}
+
 static char **record_ids(struct ctx *c)
 {
 	_cleanup_closedir_ DIR *d = opendir(c->vmdir);
@@ -351,9 +359,7 @@ static char **record_ids(struct ctx *c)
 
 		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
 			continue;
-		v = realloc(v, (n + 2) * sizeof(char *));
-		v[n++] = strndup(de->d_name, len - 5);
-		v[n] = NULL;
+		strv_push(&v, &n, strndup(de->d_name, len - 5));
 	}
 	qsort(v, n, sizeof(char *), cmp_str);
 	return v;
@@ -595,7 +601,7 @@ static int ns_build(struct ctx *c, const char *pin, const char *tap, long uid, l
 	 * A fill (bridx 0) holds only pool/lock and has made sure the name is free. */
 	if (bridx > 0 && md_nl_ifindex(c->sk, link, NULL) > 0 && md_nl_link_del(c->sk, link, err) < 0)
 		goto fail;
-	if (md_nl_veth_add(c->sk, link, bridx, bridx <= 0, VM_VETH, nsfd, err) < 0)
+	if (md_nl_veth_add(c->sk, link, bridx, VM_VETH, nsfd, err) < 0)
 		goto fail;
 	fault("veth");
 	if ((vbr = md_nl_ifindex(vsk, VM_BRIDGE, err)) <= 0 || (vtap = md_nl_ifindex(vsk, tap, err)) <= 0 ||
@@ -615,7 +621,6 @@ fail:
 }
 
 static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, int *idx, md_err **err);
-static char *pool_dir(const struct md_paths *p);
 
 /* Token buckets: rx (to the guest) on the host end's egress, tx (from the guest) on the inner
  * end's. */
@@ -862,9 +867,7 @@ static char **pool_slots(const char *dir, const char *tap, bool all)
 
 		if (t == NULL || (!all && strcmp(t, tap)))
 			continue;
-		v = realloc(v, (n + 2) * sizeof(char *));
-		v[n++] = strdup(de->d_name);
-		v[n] = NULL;
+		strv_push(&v, &n, strdup(de->d_name));
 	}
 	qsort(v, n, sizeof(char *), cmp_str);
 	return v;
@@ -973,7 +976,7 @@ static int pool_fill(struct ctx *c, const struct md_netcfg *cfg, unsigned want, 
 		uint8_t rnd[6];
 		_cleanup_free_ char *pin = NULL, *file = NULL;
 		char **have = pool_slots(dir, cfg->tap, false);
-		int nsfd, fd;
+		int nsfd, fd, taken;
 
 		*ready = (unsigned)strv_len(have);
 		md_strv_free(have);
@@ -988,11 +991,11 @@ static int pool_fill(struct ctx *c, const struct md_netcfg *cfg, unsigned want, 
 		pin = pool_pin(c->p, hex);
 		pool_link(hex, link);
 		/* a name in use (by a slot, or by a VM that took one) is drawn again, never touched */
-		if ((fd = md_nl_ifindex(c->sk, link, err)) < 0) {
+		if ((taken = md_nl_ifindex(c->sk, link, err)) < 0) {
 			fault_verb = "create";
 			return -1;
 		}
-		if (fd > 0 || access(pin, F_OK) == 0)
+		if (taken > 0 || access(pin, F_OK) == 0)
 			continue;
 		create_t0 = md_now_mono_ns();
 		if ((nsfd = ns_build(c, pin, cfg->tap, -1, -1, link, 0, err)) < 0)
@@ -1075,9 +1078,7 @@ static int pool_sweep(struct ctx *c, const struct md_netcfg *cfg, bool all, char
 		ok = !all && cfg && !strcmp(slot_tap(*f), cfg->tap) && md_netns_pinned(pin) &&
 		     md_nl_link_state(c->sk, link, &master, &up, NULL) > 0 && master == 0 && !up;
 		if (ok) {
-			keep = realloc(keep, (nk + 2) * sizeof(char *));
-			keep[nk++] = strdup(hex);
-			keep[nk] = NULL;
+			strv_push(&keep, &nk, strdup(hex));
 			continue;
 		}
 		if (slot_remove(c, dir, *f, err) < 0)
@@ -1219,9 +1220,7 @@ int md_vmnet_pool(const struct md_paths *p, const struct md_netcfg *cfg, const c
 
 			if (record_read(&c, *i, &rec, NULL) == 0 &&
 			    (l = json_string_value(json_object_get(json_object_get(rec, "net"), "host_link")))) {
-				links = realloc(links, (n + 2) * sizeof(char *));
-				links[n++] = strdup(l);
-				links[n] = NULL;
+				strv_push(&links, &n, strdup(l));
 			}
 		}
 		md_strv_free(ids);
@@ -1424,7 +1423,6 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 	struct dirent *de;
 	int rc = -1;
 
-#define PUSH(v, n, s) do { v = realloc(v, (n + 2) * sizeof(char *)); v[n++] = strdup(s); v[n] = NULL; } while (0)
 	if (ctx_open(&c, p, true, err) < 0)
 		goto out_free;
 	/* 1. records: interrupted creates are undone, finished VMs whose objects are gone removed */
@@ -1450,8 +1448,8 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 				idx = 0; /* detached: a delete was interrupted */
 		}
 		if (st && strcmp(st, "ready") == 0 && md_netns_pinned(pin) && idx > 0) {
-			PUSH(keep, nk, *i);
-			PUSH(keep_links, nl, link);
+			strv_push(&keep, &nk, strdup(*i));
+			strv_push(&keep_links, &nl, strdup(link));
 			json_array_append(records, rec);
 			continue;
 		}
@@ -1484,7 +1482,7 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 			goto out;
 		md_ipam_bridge_name(*t, br);
 		if (!gone)
-			PUSH(keep_br, nb, br);
+			strv_push(&keep_br, &nb, strdup(br));
 	}
 	{
 		char **swept = NULL;
@@ -1619,7 +1617,6 @@ out_free:
 	else
 		json_decref(done);
 	return rc;
-#undef PUSH
 }
 
 int md_vmnet_teardown(const struct md_paths *p, bool force, md_err **err)
