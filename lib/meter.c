@@ -741,7 +741,19 @@ static void finalize(struct meter *m, struct vm *v, const char *reason)
 	v->have_final = false;
 	if (v->src) {
 		if (md_meter_sample(v->src, MD_SAMPLE_ALL, &v->final, &err) == 0) {
+			struct md_meter_sample again;
+
 			v->have_final = true;
+			/* the pidfd is readable from exit_notify() on, but the exiting task's last slice of
+			 * CPU reaches the cgroup's counter only when it is scheduled out for good, a few
+			 * microseconds later: read again until the counter holds still (at most ~10 ms) */
+			for (int i = 0; i < 10 && (v->final.have & MD_SAMPLE_CPU); i++) {
+				md_sleep_ns(1000000);
+				if (md_meter_sample(v->src, MD_SAMPLE_ALL, &again, NULL) < 0 ||
+				    again.c.cpu_ns == v->final.c.cpu_ns)
+					break;
+				v->final = again;
+			}
 		} else {
 			md_warn("vm `%s`: final sample: %s (usage since the last record is not counted)", v->id,
 				err->msg);
