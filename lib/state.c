@@ -124,17 +124,20 @@ int md_fsync_dir(const char *dir, md_err **err)
 	return 0;
 }
 
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable, md_err **err)
+/* Written into a new temporary file next to path, or into `via` (an existing file of the same file
+ * system, truncated; it is gone after a success), then renamed over path. */
+static int write_atomic(const char *path, const char *via, const void *data, size_t len, mode_t mode, bool durable,
+			md_err **err)
 {
-	_cleanup_free_ char *tmp = md_strdup_printf("%s.tmp.XXXXXX", path);
+	_cleanup_free_ char *tmp = via ? strdup(via) : md_strdup_printf("%s.tmp.XXXXXX", path);
 	_cleanup_free_ char *dirc = strdup(path);
 	_cleanup_close_ int fd = -1;
 	const char *p = data;
 	size_t left = len;
 
-	fd = mkostemp(tmp, O_CLOEXEC);
+	fd = via ? open(tmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) : mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return md_fail(err, errno, "write `%s`: create temporary file", path);
+		return md_fail(err, errno, "write `%s`: %s", path, via ? via : "create temporary file");
 	while (left) {
 		ssize_t n = write(fd, p, left);
 		if (n < 0 && errno == EINTR)
@@ -162,10 +165,10 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 
 int md_write_atomic(const char *path, const void *data, size_t len, mode_t mode, md_err **err)
 {
-	return write_atomic(path, data, len, mode, true, err);
+	return write_atomic(path, NULL, data, len, mode, true, err);
 }
 
-static int json_write(const char *path, json_t *v, mode_t mode, bool durable, md_err **err)
+static int json_write(const char *path, const char *via, json_t *v, mode_t mode, bool durable, md_err **err)
 {
 	_cleanup_free_ char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	_cleanup_free_ char *line = NULL;
@@ -173,17 +176,22 @@ static int json_write(const char *path, json_t *v, mode_t mode, bool durable, md
 	if (s == NULL)
 		return md_fail(err, ENOMEM, "write `%s`: encode JSON", path);
 	line = md_strdup_printf("%s\n", s);
-	return write_atomic(path, line, strlen(line), mode, durable, err);
+	return write_atomic(path, via, line, strlen(line), mode, durable, err);
 }
 
 int md_json_write_atomic(const char *path, json_t *v, mode_t mode, md_err **err)
 {
-	return json_write(path, v, mode, true, err);
+	return json_write(path, NULL, v, mode, true, err);
 }
 
 int md_json_write_replace(const char *path, json_t *v, mode_t mode, md_err **err)
 {
-	return json_write(path, v, mode, false, err);
+	return json_write(path, NULL, v, mode, false, err);
+}
+
+int md_json_write_via(const char *path, const char *via, json_t *v, mode_t mode, md_err **err)
+{
+	return json_write(path, via, v, mode, false, err);
 }
 
 int md_read_file(const char *path, char **data, size_t *len, md_err **err)

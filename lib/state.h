@@ -36,6 +36,9 @@ int md_json_write_atomic(const char *path, json_t *v, mode_t mode, md_err **err)
  * version. For records of what does not survive a host crash either (kernel objects), and for
  * removals whose loss a later gc repairs. */
 int md_json_write_replace(const char *path, json_t *v, mode_t mode, md_err **err);
+/* The same, written into the existing file `via` (same file system; truncated first) instead of a
+ * new one: the file, not a new inode, is renamed over path. */
+int md_json_write_via(const char *path, const char *via, json_t *v, mode_t mode, md_err **err);
 
 /* Read a whole file (NUL-terminated). ENOENT gives exit class 3. */
 int md_read_file(const char *path, char **data, size_t *len, md_err **err);

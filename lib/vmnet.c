@@ -34,6 +34,9 @@ struct ctx {
 	struct nl_sock *sk;    /* the namespace metald-net runs in ("the host") */
 	struct md_nft *nft;
 	char *vmdir;
+	/* a claimed pool slot's file, moved to <vmdir>/.<id>.slot: the VM's record is written into
+	 * it (no new inode); removed here if the create ends before that */
+	char *slotrec;
 };
 
 static void ctx_close(struct ctx *c)
@@ -41,6 +44,9 @@ static void ctx_close(struct ctx *c)
 	md_ipam_close(&c->ip);
 	md_nl_close(c->sk);
 	md_nft_close(c->nft);
+	if (c->slotrec)
+		(void)unlink(c->slotrec);
+	free(c->slotrec);
 	free(c->vmdir);
 	memset(c, 0, sizeof(*c));
 	c->ip.lockfd = -1;
@@ -313,6 +319,12 @@ static int record_write(struct ctx *c, json_t *rec, const char *state, md_err **
 	json_object_set_new(rec, "state", json_string(state));
 	/* not fsync'd: what a record names (namespace, links, set elements) is gone after a crash of
 	 * the host anyway, and the lease that gc needs to undo a half-made VM is durable */
+	if (c->slotrec) {
+		_cleanup_free_ char *via = c->slotrec;
+
+		c->slotrec = NULL;
+		return md_json_write_via(path, via, rec, 0600, err);
+	}
 	return md_json_write_replace(path, rec, 0600, err);
 }
 
@@ -709,8 +721,8 @@ static void note(json_t *out, const char *what, const char *name)
  * A slot is what ns_build makes for a VM, under names of its own: the pin <netns dir>/mdpool-<hex>
  * (12 hex digits, random), the host link mdp<hex>, down and on no bridge, and, made last, the empty
  * file <data>/net/pool/<hex>.<tap>. Fillers hold pool/lock (never the global lock, so creates go
- * on while the pool fills). create claims a slot under the global lock by removing its file
- * first; then it gives the tap to the VM's uid/gid, pins the namespace at the VM's name too (the
+ * on while the pool fills). create claims a slot under the global lock by moving its file
+ * first (to <data>/net/vms/.<id>.slot, which becomes the VM's record); then it gives the tap to the VM's uid/gid, pins the namespace at the VM's name too (the
  * slot's pin is unmounted later: pins_sweep, vm_destroy, gc), adds the VM's set elements and only
  * then puts the host link, which keeps its mdp name, on the tenant bridge. gc, teardown and drain
  * hold both locks (global first) and leave a `stop` file that makes a running fill end early.
@@ -775,6 +787,22 @@ static int slot_remove(struct ctx *c, const char *dir, const char *name, md_err 
  * unmount waits for an RCU grace period, so the next fill, the VM's delete (the record keeps it
  * as `pool_pin`) or gc, whichever comes first, removes it. 1: claimed, 0: no slot fits (the
  * caller builds a namespace), -1: failed (what is left of the slot is removed). */
+/* Take a slot: its file is moved to *to, or unlinked (and *to dropped) when it cannot be (on
+ * another file system, say); false when another create took it first. */
+static bool claim(const char *file, char **to)
+{
+	if (*to) {
+		if (rename(file, *to) == 0)
+			return true;
+		if (errno == ENOENT)
+			return false;
+		(void)unlink(*to); /* an earlier slot's, when that one's tap was gone */
+		free(*to);
+		*to = NULL;
+	}
+	return unlink(file) == 0;
+}
+
 static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, int *idx, md_err **err)
 {
 	json_t *net = json_object_get(rec, "net");
@@ -787,6 +815,11 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, 
 	struct dirent *de;
 	int rc;
 
+	/* the slot's file is claimed by moving it where the record will be written into it: one
+	 * inode kept instead of one freed and one made (ext4 without a journal skips the inodes
+	 * freed in the last minute when it makes one) */
+	free(c->slotrec);
+	c->slotrec = md_strdup_printf("%s/.%s.slot", c->vmdir, json_string_value(json_object_get(net, "id")));
 	for (;;) {
 		*idx = 0;
 		while (d && (de = readdir(d))) {
@@ -804,7 +837,7 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, 
 			 * the pins of claimed slots does not take it away */
 			nsfd = md_netns_open(ppin, NULL);
 			*idx = nsfd < 0 ? 0 : md_nl_ifindex(c->sk, link, NULL);
-			if (*idx > 0 && unlink(file) == 0)
+			if (*idx > 0 && claim(file, &c->slotrec))
 				break;
 			if (nsfd >= 0)
 				close(steal_fd(&nsfd));
@@ -814,8 +847,11 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, 
 				(void)slot_remove(c, dir, hex, NULL);
 			*idx = 0;
 		}
-		if (*idx <= 0)
+		if (*idx <= 0) {
+			free(c->slotrec);
+			c->slotrec = NULL;
 			return 0;
+		}
 		md_debug("create: claimed pool slot %s", hex);
 		fault("claim");
 		if (r->uid < 0 && r->gid < 0)
@@ -1456,6 +1492,24 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 		if (vm_destroy(&c, rec, err) < 0)
 			goto out;
 		note(done, st && strcmp(st, "ready") == 0 ? "vm (objects gone)" : "vm (interrupted create)", *i);
+	}
+	/* files a create or an update did not get to rename into place (it was killed; creates and
+	 * updates hold the lock that gc holds now) */
+	if ((d = opendir(c.vmdir))) {
+		while ((de = readdir(d))) {
+			size_t len = strlen(de->d_name);
+
+			if ((de->d_name[0] == '.' && len > 6 && strcmp(de->d_name + len - 5, ".slot") == 0) ||
+			    strstr(de->d_name, ".json.tmp.")) {
+				if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT) {
+					md_fail(err, errno, "remove `%s/%s`", c.vmdir, de->d_name);
+					goto out;
+				}
+				note(done, "unfinished record file", de->d_name);
+			}
+		}
+		closedir(d);
+		d = NULL;
 	}
 	/* 2. leases nobody holds; tenants left empty */
 	if (md_ipam_tenants(&c.ip, &tenants, err) < 0)

@@ -307,6 +307,17 @@ crash_create() {
 
 @test "crash safety: kill -9 at every step of a claim and of a fill, then gc leaves nothing" {
 	local step
+	# a claim moves the slot's file to where the record will be written into it; killed before
+	# that, the file stays (the record's own temporary file from an update too) and gc removes it
+	run_code 0 net pool fill --count 1
+	METALD_FAULT=net-create:sync run net create --id c1 --tenant tc
+	[ "$status" -eq 137 ]
+	[ -f "$NET_ROOT/data/net/vms/.c1.slot" ]
+	[ -z "$(ls "$NET_ROOT/data/net/pool" | grep -v '^lock$')" ]
+	touch "$NET_ROOT/data/net/vms/c9.json.tmp.AbC123"
+	run_code 0 net gc --json
+	jq -e '[.[] | select(.removed == "unfinished record file") | .name] | sort == [".c1.slot", "c9.json.tmp.AbC123"]' <<<"$output"
+	net_none
 	for step in claim tap pin tc nft veth ready; do
 		run_code 0 net pool fill --count 1
 		crash_create "$step" --uid 7 --gid 7 --publish 9000:90 --rate rx=1M

@@ -11,7 +11,7 @@ net_objects() {
 		ls "$NET_ROOT/netns" 2>/dev/null | sed 's/^/pin /'
 		in_hostns nft list table bridge metald 2>/dev/null | grep -o 'comment "vm:[^"]*"' | sort -u || true
 		in_hostns nft list table inet metald 2>/dev/null | grep -o 'comment "[a-z]*:[^"]*"' | sort -u || true
-		ls "$NET_ROOT/data/net/tenants" "$NET_ROOT/data/net/vms" 2>/dev/null | grep -E 'json|log' || true
+		ls -A "$NET_ROOT/data/net/tenants" "$NET_ROOT/data/net/vms" 2>/dev/null | grep -E 'json|log|slot' || true
 		ls "$NET_ROOT/data/net/pool" 2>/dev/null | grep -v '^lock$' | sed 's/^/pool /' || true
 		grep -s '"' "$NET_ROOT/data/net/ports.json" | grep -v '^{}$' || true
 	}
