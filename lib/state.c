@@ -125,7 +125,7 @@ int md_fsync_dir(const char *dir, md_err **err)
 }
 
 /* Written into a new temporary file next to path, or into `via` (an existing file of the same file
- * system, truncated; it is gone after a success), then renamed over path. */
+ * system, truncated; it is gone afterwards, whatever the outcome), then renamed over path. */
 static int write_atomic(const char *path, const char *via, const void *data, size_t len, mode_t mode, bool durable,
 			md_err **err)
 {
@@ -136,8 +136,13 @@ static int write_atomic(const char *path, const char *via, const void *data, siz
 	size_t left = len;
 
 	fd = via ? open(tmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) : mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return md_fail(err, errno, "write `%s`: %s", path, via ? via : "create temporary file");
+	if (fd < 0) {
+		int e = errno;
+
+		if (via)
+			(void)unlink(via); /* handed over, like a temporary file */
+		return md_fail(err, e, "write `%s`: %s", path, via ? via : "create temporary file");
+	}
 	while (left) {
 		ssize_t n = write(fd, p, left);
 		if (n < 0 && errno == EINTR)

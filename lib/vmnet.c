@@ -41,11 +41,12 @@ struct ctx {
 
 static void ctx_close(struct ctx *c)
 {
+	/* before the lock goes: a create of the same id may take it next and claim into this name */
+	if (c->slotrec)
+		(void)unlink(c->slotrec);
 	md_ipam_close(&c->ip);
 	md_nl_close(c->sk);
 	md_nft_close(c->nft);
-	if (c->slotrec)
-		(void)unlink(c->slotrec);
 	free(c->slotrec);
 	free(c->vmdir);
 	memset(c, 0, sizeof(*c));
@@ -780,13 +781,6 @@ static int slot_remove(struct ctx *c, const char *dir, const char *name, md_err 
 	return 0;
 }
 
-/* Take a pool slot whose tap has the VM's tap name: remove its file (the claim: from then on the
- * slot is this VM's, or what is left of it is gc's), give its tap to the VM's uid/gid, pin its
- * namespace at the VM's name; its host link becomes the VM's (not renamed: a rename costs more
- * than the rest of the claim) and *idx its ifindex. The slot's own pin is not removed here: an
- * unmount waits for an RCU grace period, so the next fill, the VM's delete (the record keeps it
- * as `pool_pin`) or gc, whichever comes first, removes it. 1: claimed, 0: no slot fits (the
- * caller builds a namespace), -1: failed (what is left of the slot is removed). */
 /* Take a slot: its file is moved to *to, or unlinked (and *to dropped) when it cannot be (on
  * another file system, say); false when another create took it first. */
 static bool claim(const char *file, char **to)
@@ -803,6 +797,14 @@ static bool claim(const char *file, char **to)
 	return unlink(file) == 0;
 }
 
+/* Take a pool slot whose tap has the VM's tap name: move its file to c->slotrec (the claim: from
+ * then on the slot is this VM's, or what is left of it is gc's; the record is written into that
+ * file), give its tap to the VM's uid/gid, pin its namespace at the VM's name; its host link
+ * becomes the VM's (not renamed: a rename costs more than the rest of the claim) and *idx its
+ * ifindex. The slot's own pin is not removed here: an unmount waits for an RCU grace period, so
+ * the next fill, the VM's delete (the record keeps it as `pool_pin`) or gc, whichever comes
+ * first, removes it. 1: claimed, 0: no slot fits (the caller builds a namespace), -1: failed
+ * (what is left of the slot is removed). */
 static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, int *idx, md_err **err)
 {
 	json_t *net = json_object_get(rec, "net");
@@ -848,6 +850,8 @@ static int pool_claim(struct ctx *c, const struct md_vmnet_req *r, json_t *rec, 
 			*idx = 0;
 		}
 		if (*idx <= 0) {
+			if (c->slotrec)
+				(void)unlink(c->slotrec); /* an earlier slot's, when that one's tap was gone */
 			free(c->slotrec);
 			c->slotrec = NULL;
 			return 0;
@@ -1493,8 +1497,8 @@ int md_vmnet_gc(const struct md_paths *p, const struct md_netcfg *cfg, json_t **
 			goto out;
 		note(done, st && strcmp(st, "ready") == 0 ? "vm (objects gone)" : "vm (interrupted create)", *i);
 	}
-	/* files a create or an update did not get to rename into place (it was killed; creates and
-	 * updates hold the lock that gc holds now) */
+	/* files a create did not get to rename into place (it was killed; creates hold the lock that
+	 * gc holds now) */
 	if ((d = opendir(c.vmdir))) {
 		while ((de = readdir(d))) {
 			size_t len = strlen(de->d_name);

@@ -278,11 +278,15 @@ crash_create() {
 	for i in 1 2 3; do
 		run_code 0 net create --id "b$i" --tenant tb --uid 77 --gid 77
 		net exec --id "b$i" -- ip -d link show tap0 | grep -q 'persist on user 77 group 77'
+		# the file of a slot it gave up is not left (its claim moved it to vms/.<id>.slot)
+		[ -z "$(ls -A "$NET_ROOT/data/net/vms" | grep slot)" ]
 	done
 	run_code 0 net pool --json
 	[ "$(jq .ready <<<"$output")" = 0 ]
 	for i in 1 2 3; do run_code 0 net delete --id "b$i"; done
-	run_code 0 net gc
+	run_code 0 net gc --json
+	# what gc removed: only the broken slots' remains, nothing a create should have removed itself
+	! jq -e '.[] | select(.removed == "unfinished record file")' <<<"$output"
 	net_none
 }
 

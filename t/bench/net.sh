@@ -3,23 +3,16 @@
 # same per-VM topology (netns, tap + bridge inside, veth to the tenant bridge, set elements), in
 # the same run, inside a throw-away "host" namespace. Needs root. Prints a markdown table.
 #   N=200 (VMs per median)  BIG=500 (VMs for the 1st-vs-500th comparison)
-#   RUN_TMPFS=1: both sides pin their namespaces in /run/netns on a tmpfs, as on a systemd host,
-#   mounted in a mount namespace of the benchmark's own (the machine's /run/netns is not touched);
-#   RUN_TMPFS=0: in the machine's /run, whatever file system that is
+#   RUN_TMPFS=1: both sides pin their VMs' namespaces in /run/netns on a tmpfs, as on a systemd
+#   host, mounted in a mount namespace of the benchmark's own (only the throw-away host namespace
+#   is pinned in the machine's /run/netns); RUN_TMPFS=0: in the machine's /run, whatever file
+#   system that is
 set -eu
 cd "$(dirname "$0")/../.."
 N=${N:-200}
 BIG=${BIG:-500}
 BIN=${METALD_BUILD:-build}/bin/metald-net
 RUN_TMPFS=${RUN_TMPFS:-1}
-if [ "${MD_BENCH_INNER:-}" != 1 ]; then
-	P="mtb$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')"
-	HOST="${P}host"
-	ROOT=$(mktemp -d /tmp/metald-bench.XXXXXX)
-	PINS=$(mktemp -d /run/metald-bench.XXXXXX)
-	ip netns add "$HOST"
-	ip -n "$HOST" link set lo up
-fi
 # what a run leaves when it fails half-way: VMs and the script's namespaces are removed where their
 # pins are (inside the tmpfs mount namespace, by its shell, when there is one), then the host
 # namespace with its bridges and nft table
@@ -31,12 +24,22 @@ undo_vms() {
 	for ns in $(ip netns list | awk '{print $1}' | grep "^${P}b" || true); do ip netns del "$ns"; done
 }
 cleanup() {
-	[ "$RUN_TMPFS" = 1 ] || undo_vms
+	# with RUN_TMPFS=1 the VMs' pins went with the mount namespace, and its shell removed the rest
+	[ "$RUN_TMPFS" = 1 ] || [ -z "$PINS" ] || [ -z "$ROOT" ] || undo_vms
 	ip netns del "$HOST" 2>/dev/null || true
-	rm -rf "$ROOT"
-	rmdir "$PINS" 2>/dev/null || true
+	[ -z "$ROOT" ] || rm -rf "$ROOT"
+	[ -z "$PINS" ] || rmdir "$PINS" 2>/dev/null || true
 }
-[ "${MD_BENCH_INNER:-}" = 1 ] || trap cleanup EXIT
+if [ "${MD_BENCH_INNER:-}" != 1 ]; then
+	P="mtb$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')"
+	HOST="${P}host"
+	ROOT='' PINS=''
+	trap cleanup EXIT
+	ROOT=$(mktemp -d /tmp/metald-bench.XXXXXX)
+	[ "$RUN_TMPFS" = 1 ] || PINS=$(mktemp -d /run/metald-bench.XXXXXX)
+	ip netns add "$HOST"
+	ip -n "$HOST" link set lo up
+fi
 # Everything below runs inside the host namespace (one nsenter for the whole run, so neither side
 # pays one per command); times come from bash's own clock, no process per reading.
 H() { "$@"; }
