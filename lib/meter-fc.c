@@ -1,6 +1,7 @@
 /* Firecracker's own metrics: lines of per-flush deltas in a file or FIFO, summed into counters. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "log.h"
 #include "meter-fc.h"
 
 static uint64_t field(json_t *o, const char *group, const char *key)
@@ -188,6 +190,8 @@ int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *
 			close(r->fd);
 			r->fd = -1;
 			r->off = 0;
+			r->gen++;
+			r->freed = 0;
 			if (open_file(r, err) < 0)
 				return md_err_wrap(err, "Firecracker metrics `%s`", r->path);
 			if (r->fd >= 0 && read_file(r, sum, lines, err) < 0)
@@ -195,4 +199,27 @@ int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *
 		}
 	}
 	return 0;
+}
+
+#define RELEASE_STEP (1U << 20)
+
+void md_fc_release(struct md_fc_reader *r, unsigned gen, uint64_t upto)
+{
+	char self[64];
+	int fd;
+
+	upto &= ~(uint64_t)(RELEASE_STEP - 1);
+	if (r->fifo || r->fd < 0 || gen != r->gen || upto > r->off || r->freed == UINT64_MAX || upto <= r->freed)
+		return;
+	/* the open file itself, for writing (the name may be gone, or be another file's by now) */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", r->fd);
+	fd = open(self, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)upto) < 0) {
+		md_debug("Firecracker metrics `%s`: not giving back what was read (%s)", r->path, strerror(errno));
+		r->freed = UINT64_MAX;
+	} else {
+		r->freed = upto;
+	}
+	if (fd >= 0)
+		close(fd);
 }

@@ -27,6 +27,8 @@ struct md_fc_reader {
 	dev_t dev;     /* file: the one open, to see another under the same name */
 	ino_t ino;
 	uint64_t off;  /* file: bytes consumed (complete lines only) */
+	unsigned gen;  /* file: how many times another file took the name (off is into the newest) */
+	uint64_t freed; /* file: bytes at its start given back to the file system; UINT64_MAX: cannot */
 	char *partial; /* FIFO: an incomplete last line */
 	size_t partial_len;
 };
@@ -38,6 +40,13 @@ void md_fc_reader_close(struct md_fc_reader *r);
  * got shorter than the position was rewritten: read from 0 again. When another file took the name
  * (a new VMM process), the open one is read to its end, then the new one from 0. */
 int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *lines, md_err **err);
+
+/* Give the file system back the blocks of the file before `upto`, a position that a durable record
+ * holds for the file of generation `gen` (r->gen when that record's position was taken): they are
+ * punched out, the size stays, so every position stays valid and Firecracker writes on at its own
+ * offset. Nothing for a FIFO, for another file than the one open, for less than 1 MiB of progress, or
+ * again after the file system refused (no hole punching, no write access). */
+void md_fc_release(struct md_fc_reader *r, unsigned gen, uint64_t upto);
 
 /* Add one metrics line's deltas to *sum; false when the line is not a metrics object. */
 bool md_fc_line(const char *line, size_t len, struct md_meter_counters *sum);

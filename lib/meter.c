@@ -77,6 +77,9 @@ struct vm {
 	bool fc_open;
 	struct md_meter_counters fc_cum, fc_pend;
 	uint64_t fc_off;
+	/* the reader's file generation when the newest record's position was taken, and when the
+	 * newest written record's was: fc_off is a position in the file of generation fc_gen_off */
+	unsigned fc_gen_built, fc_gen_off;
 };
 
 struct stats {
@@ -503,6 +506,7 @@ static void add_usage(struct meter *m, struct vm *v, const struct md_meter_sampl
 		json_object_set_new(e, "vmm", d);
 		json_object_set_new(e, "vmm_cum", cj);
 		json_object_set_new(e, "vmm_off", json_integer((json_int_t)(v->fc.fifo ? 0 : v->fc.off)));
+		v->fc_gen_built = v->fc.gen;
 	}
 	pend_add(m, v, e);
 }
@@ -561,6 +565,9 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 		if (json_object_get(e, "vmm_cum")) {
 			md_meter_counters_from_json(json_object_get(e, "vmm_cum"), &v->fc_cum);
 			v->fc_off = ju(e, "vmm_off");
+			/* the batch's records are applied in the order they were made, so after the last
+			 * one this is the generation of its position */
+			v->fc_gen_off = v->fc_gen_built;
 			memset(&v->fc_pend, 0, sizeof(v->fc_pend));
 		}
 	} else if (strcmp(type, "stop") == 0) {
@@ -644,6 +651,14 @@ static void sync_maybe(struct meter *m, bool force)
 		md_error("%s", err->msg);
 		md_err_free(&err);
 		return;
+	}
+	/* what the records on disk now say was read of Firecracker's metrics files is not needed
+	 * again, even after a crash: its blocks go back to the file system (the files only grow) */
+	for (size_t i = 0; i < m->n_vms; i++) {
+		struct vm *v = m->vms[i];
+
+		if (v->fc_open)
+			md_fc_release(&v->fc, v->fc_gen_off, v->fc_off);
 	}
 	if (m->oldest_unsynced_mono) {
 		uint64_t us = (md_now_mono_ns() - m->oldest_unsynced_mono) / 1000;
@@ -812,6 +827,7 @@ static void activate(struct meter *m, struct vm *v, struct md_meter_target *t)
 		 * position its last record says */
 		if (md_fc_reader_open(&v->fc, v->t.fc_metrics, v->need_start ? 0 : v->fc_off, &err) == 0) {
 			v->fc_open = true;
+			v->fc_gen_built = v->fc_gen_off = v->fc.gen;
 		} else {
 			md_warn("vm `%s`: %s", v->id, err->msg);
 			md_err_free(&err);
@@ -1463,8 +1479,10 @@ static void close_orphans(struct meter *m)
 			v->t = t;
 			v->active = true;
 			vm_open_src(v);
-			if (t.fc_metrics && md_fc_reader_open(&v->fc, t.fc_metrics, v->fc_off, &err) == 0)
+			if (t.fc_metrics && md_fc_reader_open(&v->fc, t.fc_metrics, v->fc_off, &err) == 0) {
 				v->fc_open = true; /* its last metrics lines, after the last record */
+				v->fc_gen_built = v->fc_gen_off = v->fc.gen;
+			}
 			md_err_free(&err);
 			finalize(m, v, "stopped while the meter was not running");
 		} else {

@@ -627,6 +627,46 @@ fcline() { # read_bytes write_bytes read_count write_count rx_bytes tx_bytes rx_
 	meter_stop
 }
 
+# allocated bytes of a file (its blocks), against its size
+fc_alloc() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
+fc_freed() { [ "$(fc_alloc "$1")" -lt $(( $(stat -c %s "$1") - 1048576 )) ]; }
+
+@test "meter: Firecracker metrics lines on disk in the ledger give their blocks back; sums stay exact across kill -9" {
+	vm_start a
+	M="$R/fc.metrics"
+	# 6000 flushes of 1 read byte each (~1.7 MiB): a VM that has run for four days
+	awk 'BEGIN { for (i = 0; i < 6000; i++) printf "{\"utc_timestamp_ms\":%.0f,\"block\":{\"read_bytes\":1,\"write_bytes\":2,\"read_count\":0,\"write_count\":0,\"flush_count\":1},\"block_rootfs\":{\"read_bytes\":1},\"net\":{\"rx_bytes_count\":3,\"tx_bytes_count\":0,\"rx_packets_count\":0,\"tx_packets_count\":0},\"vcpu\":{\"exit_io_in\":3},\"padding\":\"%0200d\"}\n", 1700000000000 + i, 0 }' > "$M"
+	size=$(stat -c %s "$M")
+	[ "$size" -gt 1572864 ]
+	! fc_freed "$M"
+	write_target a "$(jq -c --arg f "$M" '.vmm = "firecracker" | .fc_metrics = $f' "$R/run/meter/a.json")"
+	meter_start --billing off
+	wait_for 10 vmm_read_is a 6000
+	# recorded and flushed: the first whole MiBs are holes now; the size (and every offset) is kept
+	wait_for 10 fc_freed "$M"
+	[ "$(stat -c %s "$M")" -eq "$size" ]
+	[ -z "$(head -c 1048576 "$M" | tr -d '\0')" ]
+	meter_kill9
+	fcline 10 0 0 0 0 0 0 0 >> "$M"
+	meter_start --billing off
+	wait_for 10 vmm_read_is a 6010
+	fcline 5 0 0 0 0 0 0 0 >> "$M"
+	wait_for 10 vmm_read_is a 6015
+	# another file takes the name (2.5 MiB, beyond the old one's position): read from its start,
+	# punched only up to its own recorded position
+	awk 'BEGIN { for (i = 0; i < 9000; i++) printf "{\"utc_timestamp_ms\":1,\"block\":{\"read_bytes\":2},\"net\":{},\"padding\":\"%0250d\"}\n", 0 }' > "$M.new"
+	mv "$M.new" "$M"
+	wait_for 10 vmm_read_is a 24015
+	wait_for 10 fc_freed "$M"
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	ledger | jq -s -e '[.[] | select(.type == "usage" and .vm == "a")] |
+		([.[].vmm.disk_read_bytes] | add) == 24015 and ([.[].vmm.net_rx_bytes] | add) == 18000 and
+		.[-1].vmm_cum.disk_read_bytes == 24015 and .[-1].vmm_off == '"$(stat -c %s "$M")"
+	[ "$(fc_alloc "$M")" -gt 0 ]
+}
+
 # ---- segments: rotation at a size, reading across them, removal after acknowledgement and retention
 
 # the ledger's invariants across segments: seq 1.. (or from the oldest file's first) without a hole or
