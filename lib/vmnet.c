@@ -722,10 +722,11 @@ static void note(json_t *out, const char *what, const char *name)
  * A slot is what ns_build makes for a VM, under names of its own: the pin <netns dir>/mdpool-<hex>
  * (12 hex digits, random), the host link mdp<hex>, down and on no bridge, and, made last, the empty
  * file <data>/net/pool/<hex>.<tap>. Fillers hold pool/lock (never the global lock, so creates go
- * on while the pool fills). create claims a slot under the global lock by moving its file
- * first (to <data>/net/vms/.<id>.slot, which becomes the VM's record); then it gives the tap to the VM's uid/gid, pins the namespace at the VM's name too (the
- * slot's pin is unmounted later: pins_sweep, vm_destroy, gc), adds the VM's set elements and only
- * then puts the host link, which keeps its mdp name, on the tenant bridge. gc, teardown and drain
+ * on while the pool fills). create claims a slot under the global lock by moving its file first
+ * (to <data>/net/vms/.<id>.slot, which becomes the VM's record); then it gives the tap to the VM's
+ * uid/gid, pins the namespace at the VM's name too (the slot's pin is unmounted later:
+ * pins_sweep, vm_destroy, gc), adds the VM's set elements and only then puts the host link, which
+ * keeps its mdp name, on the tenant bridge. gc, teardown and drain
  * hold both locks (global first) and leave a `stop` file that makes a running fill end early.
  * Any slot whose file or objects are incomplete is half-made (an interrupted fill or claim) and
  * gc removes what is left of it. */
