@@ -150,9 +150,57 @@ static int shift_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 	return s->cb ? s->cb(e, s->base + off, s->base + end, s->arg) : 0;
 }
 
-static int scan_files(struct md_ledger_files *fl, uint64_t from, uint64_t to, uint64_t since_wall, md_ledger_cb cb,
-		      void *arg, uint64_t *good_end, uint64_t *torn, uint64_t *bytes, md_err **err)
+#define INDEX_NAME "segments.json"
+
+static json_t *index_load(const char *dir)
 {
+	_cleanup_free_ char *ip = md_path_join(dir, INDEX_NAME);
+	json_t *ix = NULL;
+
+	if (md_json_read(ip, &ix, NULL) < 0 || !json_is_object(ix)) {
+		json_decref(ix);
+		return json_object();
+	}
+	return ix;
+}
+
+void md_ledger_seg_index(const char *dir, uint64_t base, uint64_t min_end_wall)
+{
+	_cleanup_free_ char *ip = md_path_join(dir, INDEX_NAME);
+	_cleanup_json_ json_t *ix = index_load(dir);
+	struct md_ledger_files fl;
+	json_t *keep = json_object();
+	char key[32];
+	md_err *err = NULL;
+
+	snprintf(key, sizeof(key), "%020llu", (unsigned long long)base);
+	json_object_set_new(ix, key, json_integer((json_int_t)min_end_wall));
+	/* only segments that are still there */
+	if (md_ledger_files_list(dir, &fl, NULL) == 0) {
+		for (size_t i = 0; i < fl.n; i++) {
+			json_t *v;
+
+			snprintf(key, sizeof(key), "%020llu", (unsigned long long)fl.f[i].base);
+			if (!fl.f[i].active && (v = json_object_get(ix, key)))
+				json_object_set(keep, key, v);
+		}
+		md_ledger_files_free(&fl);
+	}
+	/* not flushed: a lost or older index only makes readers read more */
+	if (md_json_write_replace(ip, keep, 0644, &err) < 0) {
+		md_warn("ledger: segment index: %s", err->msg);
+		md_err_free(&err);
+	}
+	json_decref(keep);
+}
+
+/* ix (or NULL): the segment index, whose segments that have no usage record ending before
+ * until_wall are skipped */
+static int scan_files(struct md_ledger_files *fl, uint64_t from, uint64_t to, uint64_t since_wall, json_t *ix,
+		      uint64_t until_wall, md_ledger_cb cb, void *arg, uint64_t *good_end, uint64_t *torn,
+		      uint64_t *bytes, md_err **err)
+{
+
 	*good_end = from;
 	*torn = 0;
 	for (size_t i = 0; i < fl->n; i++) {
@@ -167,6 +215,16 @@ static int scan_files(struct md_ledger_files *fl, uint64_t from, uint64_t to, ui
 			break;
 		if (!f->active && since_wall && f->mtime_ns < since_wall)
 			continue;
+		if (!f->active && ix) {
+			char key[32];
+			json_t *v;
+
+			snprintf(key, sizeof(key), "%020llu", (unsigned long long)f->base);
+			v = json_object_get(ix, key);
+			if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+			    (uint64_t)json_integer_value(v) >= until_wall)
+				continue;
+		}
 		r = md_ledger_scan(f->path, from > f->base ? from - f->base : 0, to && to < fe ? to - f->base : 0,
 				   shift_cb, &s, &g, &t, err);
 		if (r)
@@ -191,14 +249,15 @@ int md_ledger_scan_dir(const char *dir, uint64_t from, uint64_t to, md_ledger_cb
 
 	if (md_ledger_files_list(dir, &fl, err) < 0)
 		return -1;
-	r = scan_files(&fl, from, to, 0, cb, arg, good_end, torn, NULL, err);
+	r = scan_files(&fl, from, to, 0, NULL, 0, cb, arg, good_end, torn, NULL, err);
 	md_ledger_files_free(&fl);
 	return r;
 }
 
-int md_ledger_read_all(const char *dir, uint64_t since_wall, bool latest, md_ledger_cb cb, void *arg,
-		       uint64_t *bytes, md_err **err)
+int md_ledger_read_all(const char *dir, uint64_t since_wall, uint64_t until_wall, bool latest, md_ledger_cb cb,
+		       void *arg, uint64_t *bytes, md_err **err)
 {
+	_cleanup_json_ json_t *ix = NULL;
 	_cleanup_free_ char *lp = md_path_join(dir, LOCK_NAME);
 	_cleanup_close_ int lfd = -1;
 	struct md_ledger_files fl;
@@ -223,7 +282,9 @@ int md_ledger_read_all(const char *dir, uint64_t since_wall, bool latest, md_led
 		first = fl.n - 2; /* an active file without one continues the newest segment */
 	for (size_t i = 0; i < fl.n; i++)
 		*bytes += fl.f[i].size;
-	r = scan_files(&fl, fl.n ? fl.f[first].base : 0, 0, since_wall, cb, arg, &good, &torn, NULL, err);
+	ix = until_wall ? index_load(dir) : NULL;
+	r = scan_files(&fl, fl.n ? fl.f[first].base : 0, 0, since_wall, ix, until_wall, cb, arg, &good, &torn, NULL,
+		       err);
 	*bytes -= torn;
 	md_ledger_files_free(&fl);
 	return r;

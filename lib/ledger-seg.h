@@ -45,11 +45,18 @@ int md_ledger_scan_dir(const char *dir, uint64_t from, uint64_t to, md_ledger_cb
 
 /* For readers in other processes (report, prom): every file in order under a shared lock, so a
  * rotation cannot move a file away in the middle. Sealed segments last written before since_wall
- * (0: none) are skipped: every record in them ended before that. latest: start at the newest file
- * that begins with a "segment" entry (for the per-VM state now, not the history). *bytes: the size
- * of all files (the active one's whole lines). */
-int md_ledger_read_all(const char *dir, uint64_t since_wall, bool latest, md_ledger_cb cb, void *arg,
-		       uint64_t *bytes, md_err **err);
+ * (0: none) are skipped: every record in them ended before that; so are those whose earliest usage
+ * record ended at or after until_wall (0: none), as the segment index says (md_ledger_seg_index).
+ * latest: start at the newest file that begins with a "segment" entry (for the per-VM state now,
+ * not the history). *bytes: the size of all files (the active one's whole lines). */
+int md_ledger_read_all(const char *dir, uint64_t since_wall, uint64_t until_wall, bool latest, md_ledger_cb cb,
+		       void *arg, uint64_t *bytes, md_err **err);
+
+/* The segment index, <dir>/segments.json: {"<20-digit base>": the earliest end_wall of a usage
+ * record in that sealed segment}. The meter adds a segment when it seals it, if it saw every record
+ * the segment holds (not after a restart in its middle); entries of removed segments are dropped
+ * then. A segment missing from it is read; the file itself may be missing or lost. */
+void md_ledger_seg_index(const char *dir, uint64_t base, uint64_t min_end_wall);
 
 /* Finish or undo a rotation a crash interrupted, and make the readers' lock file (called by
  * md_ledger_open). */

@@ -151,8 +151,9 @@ int md_meter_report(const char *ldir, const struct md_report_opts *o, json_t **r
 	size_t i;
 	json_t *k;
 
-	/* every file in order; a sealed segment last written before --since holds nothing asked for */
-	if (md_ledger_read_all(ldir, o->since, false, report_cb, &r, &bytes, err) < 0) {
+	/* every file in order; a sealed segment last written before --since holds nothing asked for,
+	 * nor one whose earliest record ended at --until or later (the segment index says so) */
+	if (md_ledger_read_all(ldir, o->since, o->until, false, report_cb, &r, &bytes, err) < 0) {
 		json_decref(r.groups);
 		json_decref(r.order);
 		json_decref(out);
@@ -312,7 +313,7 @@ int md_meter_prom(const char *ldir, char **text, md_err **err)
 	json_t *s;
 
 	if (md_ledger_acked_load(ldir, &acked, err) < 0 ||
-	    md_ledger_read_all(ldir, 0, true, prom_cb, &p, &good, err) < 0) {
+	    md_ledger_read_all(ldir, 0, 0, true, prom_cb, &p, &good, err) < 0) {
 		json_decref(p.vms);
 		return -1;
 	}

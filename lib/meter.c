@@ -128,6 +128,10 @@ struct meter {
 	uint64_t last_checkpoint_mono;
 	uint64_t last_prune_mono;
 	bool recovered_any; /* recovery has per-VM state (from a checkpoint or an entry) */
+	/* the earliest end_wall of a usage record in the active file, for the segment index when it
+	 * is sealed (UINT64_MAX: none yet); not known after a start that read only its tail */
+	uint64_t seg_min_end;
+	bool seg_min_known;
 	struct stats st;
 	struct shipper sh;
 };
@@ -185,8 +189,11 @@ static int recover_cb(json_t *e, uint64_t off, uint64_t end, void *arg)
 		if (!m->recovered_any)
 			vms_load(m, json_object_get(e, "vms"));
 		m->recovered_any = true;
+		m->seg_min_end = UINT64_MAX; /* a new file: the last one read is the active one */
 		return 0;
 	}
+	if (strcmp(type, "usage") == 0 && ju(e, "end_wall") < m->seg_min_end)
+		m->seg_min_end = ju(e, "end_wall");
 	m->recovered_any = true;
 	if (id == NULL)
 		return 0;
@@ -326,10 +333,13 @@ static int recover(struct meter *m, md_err **err)
 	uint64_t off = 0, seq = 0;
 	int r;
 
+	m->seg_min_end = UINT64_MAX;
 	if (checkpoint_load(m, &off, &seq)) {
 		r = md_ledger_open_at(&m->ledger, m->ldir, off, seq, recover_cb, m, err);
 		if (r <= 0) {
 			md_info("ledger: resumed from the checkpoint at offset %llu", (unsigned long long)off);
+			/* the active file's earliest record is known if it was read from its start */
+			m->seg_min_known = r == 0 && off <= m->ledger.base;
 			return r;
 		}
 		md_warn("checkpoint does not fit the ledger (offset %llu, seq %llu): reading the whole ledger",
@@ -337,8 +347,11 @@ static int recover(struct meter *m, md_err **err)
 		vms_reset(m);
 		m->first_unacked = UINT64_MAX;
 		m->recovered_any = false;
+		m->seg_min_end = UINT64_MAX;
 	}
-	return md_ledger_open(&m->ledger, m->ldir, recover_cb, m, err);
+	r = md_ledger_open(&m->ledger, m->ldir, recover_cb, m, err);
+	m->seg_min_known = r == 0;
+	return r;
 }
 
 /* ---- building entries ------------------------------------------------------------------------- */
@@ -540,6 +553,8 @@ static void apply(struct meter *m, struct vm *v, json_t *e)
 	const char *type = json_string_value(json_object_get(e, "type"));
 
 	v->n = ju(e, "n");
+	if (strcmp(type, "usage") == 0 && ju(e, "end_wall") < m->seg_min_end)
+		m->seg_min_end = ju(e, "end_wall");
 	if (strcmp(type, "start") == 0) {
 		v->need_start = false;
 		v->open = true;
@@ -715,6 +730,7 @@ static void rotate_maybe(struct meter *m)
 {
 	json_t *vms;
 	md_err *err = NULL;
+	uint64_t sealed;
 	int r;
 
 	if (m->ledger.fd < 0 || m->n_pend || m->ledger.synced != m->ledger.end ||
@@ -724,9 +740,18 @@ static void rotate_maybe(struct meter *m)
 	vms = json_object();
 	for (size_t i = 0; i < m->n_vms; i++)
 		json_object_set_new(vms, m->vms[i]->id, vm_state_json(m->vms[i]));
+	sealed = m->ledger.base;
 	pthread_mutex_lock(&m->sh.files_mu);
 	r = md_ledger_rotate(&m->ledger, vms, &err);
 	pthread_mutex_unlock(&m->sh.files_mu);
+	if (r == 0) {
+		/* reports with --until skip it if its earliest usage record ended after that (a segment
+		 * without one holds nothing a report counts) */
+		if (m->seg_min_known)
+			md_ledger_seg_index(m->ldir, sealed, m->seg_min_end == UINT64_MAX ? INT64_MAX : m->seg_min_end);
+		m->seg_min_end = UINT64_MAX;
+		m->seg_min_known = true;
+	}
 	if (r < 0) {
 		if (md_err_exit(err) == MD_EXIT_CONFLICT) /* a report or prom is reading: next time */
 			md_debug("%s (retried after the next write)", err->msg);

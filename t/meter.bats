@@ -737,6 +737,41 @@ ledger_whole() {
 	[[ "$output" == *UNKEY_METALD_METER_LEDGER_KEEP* ]]
 }
 
+# the earliest end_wall of the usage records in file $1
+seg_min_end() { jq -s '[.[] | select(.type == "usage") | .end_wall] | min' "$1"; }
+
+@test "meter: report --until skips the sealed segments whose earliest record ended after it (segments.json), and sums the same" {
+	vm_start a c1 t1
+	UNKEY_METALD_METER_LEDGER_SEGMENT=4K meter_start --billing off
+	wait_for 30 has_segments 6
+	vm_kill a
+	wait_for 10 has_stop a
+	meter_stop
+	# the index names every sealed segment (the meter saw all of each) with its earliest usage end
+	for f in $(segments); do
+		b=$(basename "$f" .jsonl)
+		[ "$(jq --arg b "${b#ledger.}" '.[$b]' "$R/data/meter/segments.json")" = "$(seg_min_end "$f")" ]
+	done
+	# --until at the third segment's earliest end (whole seconds): the segments from there on go
+	third=$(segments | sed -n 3p)
+	until=$(( $(seg_min_end "$third") / 1000000000 ))
+	want=$(ledger | jq -s --argjson u "$((until * 1000000000))" \
+		'[.[] | select(.type == "usage" and .vm == "a" and .end_wall < $u)] | {records: length, cpu: (map(.cpu_ns) | add)}')
+	run_code 0 meter report --json --until "@$until"
+	[ "$(echo "$output" | jq -c '.[] | select(.vm == "a") | {records, cpu: .cpu_ns}')" = "$(echo "$want" | jq -c .)" ]
+	# proof that they are not read: damage the last sealed one (a bad line followed by good ones);
+	# the same report still works, one that must read it does not
+	last=$(segments | tail -n1)
+	sed -i '2s/^/{garbage/' "$last"
+	run_code 0 meter report --json --until "@$until"
+	[ "$(echo "$output" | jq -c '.[] | select(.vm == "a") | {records, cpu: .cpu_ns}')" = "$(echo "$want" | jq -c .)" ]
+	run_code 1 meter report --json
+	[[ "$output" == *damaged* ]]
+	# without the index, everything is read (and the damage found)
+	rm "$R/data/meter/segments.json"
+	run_code 1 meter report --json --until "@$until"
+}
+
 @test "meter: a segment with unacknowledged entries stays while billing is down; it goes after the acks and the retention" {
 	receiver_start --down-file "$R/down"
 	touch "$R/down"

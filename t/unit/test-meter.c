@@ -169,18 +169,42 @@ static void segments(void)
 	   "a logical offset in the active file");
 	json_decref(a);
 	a = json_array();
-	ok(md_ledger_read_all(dir, 0, false, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 1, 6) && bytes == l.end,
+	ok(md_ledger_read_all(dir, 0, 0, false, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 1, 6) && bytes == l.end,
 	   "readers see every file, and their size");
 	json_decref(a);
 	a = json_array();
-	ok(md_ledger_read_all(dir, 0, true, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 4, 6),
+	ok(md_ledger_read_all(dir, 0, 0, true, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 4, 6),
 	   "or only the newest file that begins with the state");
 	json_decref(a);
 	a = json_array();
-	ok(md_ledger_read_all(dir, md_now_wall_ns() + 1000000000ULL, false, seq_cb, a, &bytes, &err) == 0 &&
+	ok(md_ledger_read_all(dir, md_now_wall_ns() + 1000000000ULL, 0, false, seq_cb, a, &bytes, &err) == 0 &&
 		   seqs_are(a, 4, 6),
 	   "a sealed segment last written before --since is skipped");
 	json_decref(a);
+	/* --until: a sealed segment whose earliest usage record ended at or after it, by the index */
+	a = json_array();
+	ok(md_ledger_read_all(dir, 0, 1000, false, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 1, 6),
+	   "without an index entry, a segment is read whatever --until says");
+	json_decref(a);
+	md_ledger_seg_index(dir, 0, 1000);
+	md_ledger_seg_index(dir, 12345, 1); /* a segment that is not there: dropped */
+	a = json_array();
+	ok(md_ledger_read_all(dir, 0, 1000, false, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 4, 6),
+	   "its earliest record ended at --until: skipped");
+	json_decref(a);
+	a = json_array();
+	ok(md_ledger_read_all(dir, 0, 1001, false, seq_cb, a, &bytes, &err) == 0 && seqs_are(a, 1, 6),
+	   "one ended before --until: read");
+	json_decref(a);
+	{
+		_cleanup_free_ char *ip = md_path_join(dir, "segments.json");
+		json_t *ix = NULL;
+
+		ok(md_json_read(ip, &ix, &err) == 0 && json_object_size(ix) == 1 &&
+			   json_integer_value(json_object_get(ix, "00000000000000000000")) == 1000,
+		   "the index keeps only segments that are there");
+		json_decref(ix);
+	}
 	md_ledger_close(&l);
 
 	/* a checkpoint in the sealed segment: read on into the active file */
@@ -231,7 +255,7 @@ static void segments(void)
 		ok(md_ledger_rotate(&l, json_object(), &err) == 0 && l.base == end && l.seq == 8, "then it goes");
 	}
 	md_ledger_close(&l);
-	ok(md_ledger_read_all(dir, 0, false, NULL, NULL, &bytes, &err) == 0 && bytes > 0, "read_all");
+	ok(md_ledger_read_all(dir, 0, 0, false, NULL, NULL, &bytes, &err) == 0 && bytes > 0, "read_all");
 }
 
 static void billing(void)
