@@ -175,17 +175,19 @@ void md_ledger_seg_index(const char *dir, uint64_t base, uint64_t min_end_wall)
 
 	snprintf(key, sizeof(key), "%020llu", (unsigned long long)base);
 	json_object_set_new(ix, key, json_integer((json_int_t)min_end_wall));
-	/* only segments that are still there */
-	if (md_ledger_files_list(dir, &fl, NULL) == 0) {
-		for (size_t i = 0; i < fl.n; i++) {
-			json_t *v;
-
-			snprintf(key, sizeof(key), "%020llu", (unsigned long long)fl.f[i].base);
-			if (!fl.f[i].active && (v = json_object_get(ix, key)))
-				json_object_set(keep, key, v);
-		}
-		md_ledger_files_free(&fl);
+	/* only segments that are still there (when they cannot be listed: next time) */
+	if (md_ledger_files_list(dir, &fl, NULL) < 0) {
+		json_decref(keep);
+		return;
 	}
+	for (size_t i = 0; i < fl.n; i++) {
+		json_t *v;
+
+		snprintf(key, sizeof(key), "%020llu", (unsigned long long)fl.f[i].base);
+		if (!fl.f[i].active && (v = json_object_get(ix, key)))
+			json_object_set(keep, key, v);
+	}
+	md_ledger_files_free(&fl);
 	/* not flushed: a lost or older index only makes readers read more */
 	if (md_json_write_replace(ip, keep, 0644, &err) < 0) {
 		md_warn("ledger: segment index: %s", err->msg);
@@ -325,7 +327,6 @@ int md_ledger_rotate(struct md_ledger *l, json_t *vms, md_err **err)
 	_cleanup_close_ int lfd = -1, fd = -1;
 	json_t *h;
 	size_t len;
-	int nfd;
 
 	if (l->synced != l->end) {
 		json_decref(vms);
@@ -342,7 +343,10 @@ int md_ledger_rotate(struct md_ledger *l, json_t *vms, md_err **err)
 	lfd = md_lock(lp, true, 0, err);
 	if (lfd < 0)
 		return md_err_wrap(err, "ledger: rotate");
-	fd = open(np, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* opened as the active file is (read, append): once the renames are done nothing may fail, or
+	 * the meter would append to the file that is now the sealed segment, whose name the next
+	 * rotation would reuse */
+	fd = open(np, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, line, len) != (ssize_t)len || fsync(fd) < 0) {
 		md_fail(err, errno ? errno : EIO, "ledger: rotate: write `%s`", np);
 		unlink(np);
@@ -367,11 +371,8 @@ int md_ledger_rotate(struct md_ledger *l, json_t *vms, md_err **err)
 	if (md_fsync_dir(l->dir, err) < 0)
 		md_warn("%s", (*err)->msg), md_err_free(err);
 	fault_point("renamed");
-	nfd = open(l->path, O_RDWR | O_APPEND | O_CLOEXEC);
-	if (nfd < 0)
-		return md_fail(err, errno, "ledger `%s`: reopen after rotation", l->path);
 	close(l->fd);
-	l->fd = nfd;
+	l->fd = steal_fd(&fd);
 	l->base = l->end;
 	l->end = l->synced = l->base + len;
 	l->seq++;

@@ -122,8 +122,12 @@ static int read_file(struct md_fc_reader *r, struct md_meter_counters *sum, unsi
 
 	if (fstat(r->fd, &st) < 0)
 		return md_fail(err, errno, "Firecracker metrics `%s`", r->path);
-	if ((uint64_t)st.st_size < r->off)
+	if ((uint64_t)st.st_size < r->off) {
 		r->off = 0; /* rewritten from its start: its lines are all new */
+		r->gen++;
+		r->freed = 0;
+	}
+	r->read = true;
 	for (;;) {
 		ssize_t n;
 		if (cap - len < sizeof(chunk)) {
@@ -206,20 +210,31 @@ int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *
 void md_fc_release(struct md_fc_reader *r, unsigned gen, uint64_t upto)
 {
 	char self[64];
-	int fd;
+	struct stat st;
+	int fd, e;
 
 	upto &= ~(uint64_t)(RELEASE_STEP - 1);
-	if (r->fifo || r->fd < 0 || gen != r->gen || upto > r->off || r->freed == UINT64_MAX || upto <= r->freed)
+	if (r->fifo || r->fd < 0 || !r->read || gen != r->gen || upto > r->off || r->freed == UINT64_MAX ||
+	    upto <= r->freed)
 		return;
+	/* the file the VMM was given has no other name: one linked in from elsewhere is left alone */
+	if (fstat(r->fd, &st) < 0 || st.st_nlink > 1) {
+		r->freed = UINT64_MAX;
+		return;
+	}
 	/* the open file itself, for writing (the name may be gone, or be another file's by now) */
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", r->fd);
 	fd = open(self, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)upto) < 0) {
-		md_debug("Firecracker metrics `%s`: not giving back what was read (%s)", r->path, strerror(errno));
-		r->freed = UINT64_MAX;
-	} else {
+	if (fd >= 0 && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)upto) == 0) {
 		r->freed = upto;
+		close(fd);
+		return;
 	}
+	e = errno;
 	if (fd >= 0)
 		close(fd);
+	md_debug("Firecracker metrics `%s`: not giving back what was read (%s)", r->path, strerror(e));
+	/* for good when the file system or the permissions say no; otherwise at the next MiB */
+	if (e == EOPNOTSUPP || e == ENOSYS || e == EPERM || e == EACCES || e == EINVAL || e == EROFS)
+		r->freed = UINT64_MAX;
 }

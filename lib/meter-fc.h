@@ -27,7 +27,9 @@ struct md_fc_reader {
 	dev_t dev;     /* file: the one open, to see another under the same name */
 	ino_t ino;
 	uint64_t off;  /* file: bytes consumed (complete lines only) */
-	unsigned gen;  /* file: how many times another file took the name (off is into the newest) */
+	unsigned gen;  /* file: how many times another file took the name, or the file was found
+			* shorter than the position (off is into the newest) */
+	bool read;     /* file: read since it was opened (its position checked against its size) */
 	uint64_t freed; /* file: bytes at its start given back to the file system; UINT64_MAX: cannot */
 	char *partial; /* FIFO: an incomplete last line */
 	size_t partial_len;
@@ -44,8 +46,10 @@ int md_fc_read(struct md_fc_reader *r, struct md_meter_counters *sum, unsigned *
 /* Give the file system back the blocks of the file before `upto`, a position that a durable record
  * holds for the file of generation `gen` (r->gen when that record's position was taken): they are
  * punched out, the size stays, so every position stays valid and Firecracker writes on at its own
- * offset. Nothing for a FIFO, for another file than the one open, for less than 1 MiB of progress, or
- * again after the file system refused (no hole punching, no write access). */
+ * offset. Nothing for a FIFO, for another file than the one open, before the open file was read
+ * (after a restart, the recorded position may not be this file's), for a file with other links,
+ * for less than 1 MiB of progress, or again after the file system refused for good (no hole
+ * punching, no permission). */
 void md_fc_release(struct md_fc_reader *r, unsigned gen, uint64_t upto);
 
 /* Add one metrics line's deltas to *sum; false when the line is not a metrics object. */

@@ -852,7 +852,10 @@ static void activate(struct meter *m, struct vm *v, struct md_meter_target *t)
 		 * position its last record says */
 		if (md_fc_reader_open(&v->fc, v->t.fc_metrics, v->need_start ? 0 : v->fc_off, &err) == 0) {
 			v->fc_open = true;
-			v->fc_gen_built = v->fc_gen_off = v->fc.gen;
+			/* a new process's file: fc_off is the last one's until its start record is
+			 * written, and no position in this file is recorded before its first usage */
+			v->fc_gen_built = v->fc.gen;
+			v->fc_gen_off = v->need_start ? UINT_MAX : v->fc.gen;
 		} else {
 			md_warn("vm `%s`: %s", v->id, err->msg);
 			md_err_free(&err);
