@@ -65,8 +65,7 @@ median() { sort -n | awk '{a[NR]=$1} END {m = NR % 2 ? a[(NR+1)/2] : (a[NR/2] + 
 # slower by metald-net's runs. Each side sees only its own objects (`ip netns exec` copies the
 # mount table, so it slows down with every pin present).
 script_create() { # $1: VM number
-	local i=$1 ns="${P}b$1" hl="${P}v$1" mac
-	printf -v mac '02:00:00:00:%02x:%02x' $((i / 256)) $((i % 256))
+	local i=$1 ns="${P}b$1" hl="${P}v$1"
 	ip netns add "$ns"
 	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 	ip -n "$ns" link add br0 type bridge
@@ -76,24 +75,24 @@ script_create() { # $1: VM number
 	H ip link add "$hl" type veth peer name veth0 netns "$ns"
 	H ip link set "$hl" master "${P}t$((i % 4))" up
 	ip -n "$ns" link set veth0 master br0 up
-	H nft -f - <<NFT
-add element bridge mdbase ports { "$hl" }
-add element bridge mdbase macs { "$hl" . $mac }
-add element bridge mdbase addr4 { "$hl" . 10.99.$((i % 4)).$((i / 4 + 2)) }
-add element bridge mdbase addr6 { "$hl" . fd99::$i, "$hl" . :: }
-NFT
+	script_elements add "$i"
 }
 script_delete() {
-	local i=$1 ns="${P}b$1" hl="${P}v$1" mac
-	printf -v mac '02:00:00:00:%02x:%02x' $((i / 256)) $((i % 256))
-	H ip link set "$hl" down nomaster
-	H nft -f - <<NFT
-delete element bridge mdbase ports { "$hl" }
-delete element bridge mdbase macs { "$hl" . $mac }
-delete element bridge mdbase addr4 { "$hl" . 10.99.$((i % 4)).$((i / 4 + 2)) }
-delete element bridge mdbase addr6 { "$hl" . fd99::$i, "$hl" . :: }
-NFT
+	local ns="${P}b$1"
+	H ip link set "${P}v$1" down nomaster
+	script_elements delete "$1"
 	ip netns del "$ns"
+}
+# the VM's four anti-spoofing set elements, added or deleted in one nft transaction
+script_elements() { # add|delete VM-number
+	local op=$1 i=$2 hl="${P}v$2" mac
+	printf -v mac '02:00:00:00:%02x:%02x' $((i / 256)) $((i % 256))
+	H nft -f - <<NFT
+$op element bridge mdbase ports { "$hl" }
+$op element bridge mdbase macs { "$hl" . $mac }
+$op element bridge mdbase addr4 { "$hl" . 10.99.$((i % 4)).$((i / 4 + 2)) }
+$op element bridge mdbase addr6 { "$hl" . fd99::$i, "$hl" . :: }
+NFT
 }
 # run "$@", its time in ns appended to $ROOT/$1.ns
 timed() {
